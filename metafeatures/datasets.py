@@ -1,0 +1,281 @@
+"""Open image datasets (image folder, CSV manifest, .npz) and collections of them; sample images.
+
+A dataset is listed cheaply (paths and labels, never pixels); pixels are decoded only for the images
+that are asked for, so sampling a large dataset never loads it whole.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from metafeatures import _npz
+from metafeatures.errors import (
+    DatasetError,
+    EmptyDatasetError,
+    ManifestError,
+    NpzFormatError,
+    SingleClassError,
+    UnreadableImageError,
+    UnsupportedFileError,
+)
+from metafeatures.images import IMAGE_EXTENSIONS, array_to_rgb, check_extension, decode_image
+
+Layout = Literal["folder", "csv", "npz"]
+SPLITS = ("train", "test")
+MANIFEST_NAME = "manifest.csv"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a dataset: a path relative to the root (or an npz row index), its label and split."""
+
+    source: str
+    label: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of a dataset, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """A listed dataset: items and classes; pixels are decoded on demand by :meth:`load`."""
+
+    name: str
+    root: Path
+    layout: Layout
+    items: list[Item]
+    strict: bool = False
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class names."""
+        return sorted({it.label for it in self.items})
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label of every item as a string array."""
+        return np.array([it.label for it in self.items], dtype=str)
+
+    def path_of(self, item: Item) -> Path:
+        """Absolute file path of an item (for npz datasets, the npz file itself)."""
+        return self.root if self.layout == "npz" else self.root / item.source
+
+    def load(self, index: int) -> np.ndarray:
+        """Decode item ``index`` to (H, W, 3) uint8; raises UnreadableImageError naming the file."""
+        if self.layout == "npz":
+            return self.load_many([index])[0]
+        return decode_image(self.path_of(self.items[index]))
+
+    def load_many(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """Decode several items (npz rows are read in one streamed pass)."""
+        if self.layout != "npz":
+            return [self.load(i) for i in indices]
+        rows = [int(self.items[i].source) for i in indices]
+        x = _npz.take_rows(self.root, "x", np.asarray(rows, dtype=np.int64))
+        return [array_to_rgb(img) for img in x]
+
+    def iter_readable(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (index, image) for readable items; unreadable ones are recorded (or raised if strict)."""
+        if self.layout == "npz":
+            yield from zip(indices, self.load_many(indices), strict=True)
+            return
+        for i in indices:
+            try:
+                yield i, self.load(i)
+            except UnreadableImageError as exc:
+                if self.strict:
+                    raise
+                self.note_skipped(exc)
+
+    def note_skipped(self, exc: DatasetError) -> None:
+        """Record a skipped file once."""
+        entry = Skipped(exc.path, exc.problem)
+        if entry not in self.skipped:
+            self.skipped.append(entry)
+
+
+def open_dataset(path: str | Path, name: str | None = None, strict: bool = False) -> Dataset:
+    """Open a dataset at ``path`` (image folder, folder with manifest.csv, a .csv, or a .npz)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, "no such file or directory")
+    if path.is_file() and path.suffix.lower() == ".npz":
+        ds = _open_npz(path, name or path.stem, strict)
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        ds = _open_csv(path, name or path.parent.name, strict)
+    elif path.is_dir() and (path / MANIFEST_NAME).is_file():
+        ds = _open_csv(path / MANIFEST_NAME, name or path.name, strict)
+    elif path.is_dir():
+        ds = _open_folder(path, name or path.name, strict)
+    else:
+        raise UnsupportedFileError(path, "not a dataset: expected a folder, a .csv manifest or a .npz file")
+    _check_usable(ds)
+    return ds
+
+
+def open_collection(path: str | Path, strict: bool = False) -> dict[str, Dataset]:
+    """Open every dataset in a collection: its sub-folders and ``.npz`` files, by name."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(root, "a collection must be a directory of datasets")
+    found: dict[str, Dataset] = {}
+    for child in sorted(root.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir() or child.suffix.lower() == ".npz":
+            name = child.stem if child.is_file() else child.name
+            if name in found:
+                raise DatasetError(child, f"two datasets in the collection are named {name!r}")
+            found[name] = open_dataset(child, name=name, strict=strict)
+    if not found:
+        raise EmptyDatasetError(root, "the collection holds no datasets (sub-folders or .npz files)")
+    return found
+
+
+def _check_usable(ds: Dataset) -> None:
+    """Refuse a dataset with no images or a single class."""
+    if not ds.items:
+        raise EmptyDatasetError(ds.root, "no readable images" + _skip_hint(ds))
+    if len(ds.classes) < 2:
+        raise SingleClassError(ds.root, f"only one class ({ds.classes[0]!r}); need at least two")
+
+
+def _skip_hint(ds: Dataset) -> str:
+    return f" ({len(ds.skipped)} file(s) skipped, e.g. {ds.skipped[0].path}: {ds.skipped[0].reason})" \
+        if ds.skipped else ""
+
+
+def _open_folder(root: Path, name: str, strict: bool) -> Dataset:
+    """``ROOT/<class>/<image>`` or ``ROOT/{train,test}/<class>/<image>``."""
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_layout = bool(subdirs) and {p.name for p in subdirs} <= set(SPLITS)
+    ds = Dataset(name=name, root=root, layout="folder", items=[], strict=strict)
+    groups = [(p.name, p) for p in subdirs] if split_layout else [(None, root)]
+    for split, base in groups:
+        for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for file in sorted(class_dir.rglob("*")):
+                if not file.is_file() or file.name.startswith("."):
+                    continue
+                try:
+                    check_extension(file)
+                except UnsupportedFileError as exc:
+                    if strict:
+                        raise
+                    ds.note_skipped(exc)
+                    continue
+                ds.items.append(Item(file.relative_to(root).as_posix(), class_dir.name, split))
+    return ds
+
+
+def _open_csv(manifest: Path, name: str, strict: bool) -> Dataset:
+    """CSV manifest ``path,label[,split]`` (header optional), paths relative to the CSV's folder."""
+    root = manifest.parent.resolve()
+    ds = Dataset(name=name, root=root, layout="csv", items=[], strict=strict)
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(manifest, f"cannot read manifest: {exc}") from exc
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    for lineno, row in enumerate(rows, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) not in (2, 3):
+            raise ManifestError(manifest, f"line {lineno}: expected path,label[,split], got {len(row)} fields")
+        rel, label = row[0].strip(), row[1].strip()
+        split = row[2].strip().lower() if len(row) == 3 and row[2].strip() else None
+        if split is not None and split not in SPLITS:
+            raise ManifestError(manifest, f"line {lineno}: split must be train or test, got {split!r}")
+        if not label:
+            raise ManifestError(manifest, f"line {lineno}: empty label for {rel!r}")
+        target = (root / rel).resolve()
+        if Path(rel).is_absolute() or not target.is_relative_to(root):
+            raise ManifestError(manifest, f"line {lineno}: {rel!r} points outside the dataset root {root}")
+        try:
+            check_extension(target)
+        except UnsupportedFileError as exc:
+            if strict:
+                raise
+            ds.note_skipped(exc)
+            continue
+        ds.items.append(Item(target.relative_to(root).as_posix(), label, split))
+    return ds
+
+
+def _open_npz(path: Path, name: str, strict: bool) -> Dataset:
+    """``.npz`` with ``x`` (N,H,W) or (N,H,W,C) uint8, ``y`` (N,) labels and optional ``split`` (N,)."""
+    shape, dtype = _npz.read_header(path, "x")
+    if dtype != np.uint8:
+        raise NpzFormatError(path, f"x must be uint8, got {dtype}")
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3, 4)):
+        raise NpzFormatError(path, f"x must have shape (N,H,W) or (N,H,W,C) with C in 1,3,4; got {shape}")
+    if min(shape[1:3], default=0) < 1:
+        raise NpzFormatError(path, f"x has empty images: shape {shape}")
+    y = _npz.load_small(path, "y")
+    if y.ndim != 1 or len(y) != shape[0]:
+        raise NpzFormatError(path, f"y must have shape ({shape[0]},) to match x; got {y.shape}")
+    if y.dtype.kind not in "iuUS":
+        raise NpzFormatError(path, f"y must hold integers or strings, got dtype {y.dtype}")
+    splits: list[str | None] = [None] * len(y)
+    with np.load(path, allow_pickle=False) as data:
+        has_split = "split" in data.files
+    if has_split:
+        raw = _npz.load_small(path, "split")
+        if raw.shape != y.shape or raw.dtype.kind not in "US":
+            raise NpzFormatError(path, f"split must be a ({len(y)},) string array, got {raw.shape} {raw.dtype}")
+        splits = [str(s) for s in raw.astype(str)]
+        bad = sorted(set(splits) - set(SPLITS))
+        if bad:
+            raise NpzFormatError(path, f"split values must be train or test, got {bad[:3]}")
+    labels = y.astype(str)
+    items = [Item(str(i), str(label), split) for i, (label, split) in enumerate(zip(labels, splits, strict=True))]
+    return Dataset(name=name, root=path, layout="npz", items=items, strict=strict)
+
+
+def sample_indices(ds: Dataset, n: int, seed: int = 0, split: str | None = None) -> np.ndarray:
+    """A seeded random order of item indices (optionally of one split); take a prefix to sample."""
+    pool = np.arange(len(ds)) if split is None else np.array(
+        [i for i, it in enumerate(ds.items) if it.split == split], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return rng.permutation(pool)[: max(0, n)] if n < len(pool) else rng.permutation(pool)
+
+
+def sample_images(ds: Dataset, n: int, seed: int = 0, split: str | None = None,
+                  ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Decode ``n`` readable images drawn reproducibly; unreadable ones are replaced by the next draw."""
+    order = sample_indices(ds, len(ds), seed=seed, split=split)
+    chosen: list[int] = []
+    images: list[np.ndarray] = []
+    pos = 0
+    while len(chosen) < n and pos < len(order):
+        block = order[pos: pos + (n - len(chosen))]
+        pos += len(block)
+        for i, img in ds.iter_readable([int(b) for b in block]):
+            chosen.append(i)
+            images.append(img)
+    if not chosen:
+        raise EmptyDatasetError(ds.root, "no readable images to sample" + _skip_hint(ds))
+    return np.asarray(chosen, dtype=np.int64), images
+
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "Dataset", "Item", "Skipped", "open_collection", "open_dataset",
+    "sample_images", "sample_indices",
+]

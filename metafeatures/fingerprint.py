@@ -1,0 +1,199 @@
+"""Dataset fingerprints (seed 001 §6.1): a frozen backbone's penultimate-layer features of sampled images.
+
+A :class:`FingerprintSpec` names everything that changes the numbers (backbone, weights and their hash,
+resolution, normalisation); fingerprints are only comparable under the same spec, and every file
+stores its spec.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from metafeatures.backbones import get_backbone, load_backbone
+from metafeatures.datasets import Dataset, sample_images
+from metafeatures.errors import ArtifactError, SpecMismatchError
+from metafeatures.images import resize_rgb
+from metafeatures.paths import cache_dir
+
+SPEC_VERSION = 1
+FINGERPRINT_FORMAT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class FingerprintSpec:
+    """Everything that determines a fingerprint's values; two fingerprints compare only under equal specs."""
+
+    backbone: str
+    weights: str
+    weights_sha256: str
+    resolution: int
+    feature_dim: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    layer: str = "penultimate:global-average-pool"
+    resize: str = "bilinear-square"
+    spec_version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            raise ValueError(f"resolution must be >= 8 pixels, got {self.resolution}")
+        if self.spec_version != SPEC_VERSION:
+            raise ArtifactError(f"fingerprint spec version {self.spec_version} is not supported "
+                                f"(this metarec reads {SPEC_VERSION})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FingerprintSpec:
+        """Rebuild from :meth:`to_dict` output; unknown or missing fields are an ArtifactError."""
+        try:
+            return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+        except (TypeError, KeyError) as exc:
+            raise ArtifactError(f"malformed fingerprint spec {data!r}: {exc}") from exc
+
+    def key(self) -> str:
+        """Stable hash of the spec, used in cache keys."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def require_same(self, other: FingerprintSpec | dict[str, Any]) -> None:
+        """Raise SpecMismatchError unless ``other`` is the same spec."""
+        theirs = other.to_dict() if isinstance(other, FingerprintSpec) else other
+        if theirs != self.to_dict():
+            raise SpecMismatchError(self.to_dict(), theirs)
+
+
+@dataclass
+class Fingerprints:
+    """Features of sampled images of one dataset, with the spec and provenance they were made under."""
+
+    dataset: str
+    content_hash: str
+    spec: FingerprintSpec
+    features: np.ndarray
+    indices: np.ndarray
+    labels: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        """Write one ``.npz`` (no pickles): arrays plus a JSON ``__meta__`` entry."""
+        meta = {"format_version": FINGERPRINT_FORMAT_VERSION, "dataset": self.dataset,
+                "content_hash": self.content_hash, "spec": self.spec.to_dict(), "provenance": self.provenance}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez(tmp, features=self.features, indices=self.indices, labels=self.labels.astype(str),
+                 __meta__=np.array(json.dumps(meta)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, expected_spec: FingerprintSpec | None = None) -> Fingerprints:
+        """Read a fingerprint file; refuse an unknown format version or (if given) a different spec."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["__meta__"]))
+                arrays = {k: np.asarray(data[k]) for k in ("features", "indices", "labels")}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{path}: not a metarec fingerprint file ({exc})") from exc
+        if meta.get("format_version") != FINGERPRINT_FORMAT_VERSION:
+            raise ArtifactError(f"{path}: fingerprint format version {meta.get('format_version')!r} is not "
+                                f"supported (this metarec reads {FINGERPRINT_FORMAT_VERSION})")
+        spec = FingerprintSpec.from_dict(meta["spec"])
+        if expected_spec is not None:
+            expected_spec.require_same(spec)
+        return cls(dataset=meta["dataset"], content_hash=meta["content_hash"], spec=spec,
+                   provenance=meta.get("provenance", {}), **arrays)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Fingerprinter:
+    """Loads a frozen backbone once and turns batches of RGB uint8 images into feature vectors."""
+
+    def __init__(self, backbone: str = "resnet18", weights: str = "imagenet", resolution: int = 64,
+                 batch_size: int = 64, device: str | None = None, threads: int | None = None,
+                 seed: int = 0) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = pick_device(device)
+        self.batch_size = batch_size
+        model, identity, digest = load_backbone(backbone, weights, seed=seed)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        self.spec = FingerprintSpec(backbone=backbone, weights=identity, weights_sha256=digest,
+                                    resolution=resolution, feature_dim=get_backbone(backbone).feature_dim)
+        self._mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255.0
+
+    def to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Resize to the spec's square resolution and stack to a uint8 (N, 3, R, R) tensor."""
+        size = (self.spec.resolution, self.spec.resolution)
+        batch = np.stack([resize_rgb(img, size) for img in images])
+        return torch.from_numpy(batch).permute(0, 3, 1, 2)
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> np.ndarray:
+        """Features of a uint8 (N, 3, R, R) batch: normalise on the device, run the frozen network."""
+        x = batch.to(self.device, non_blocking=True).float()
+        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+    def features(self, images: list[np.ndarray], progress: bool = False) -> np.ndarray:
+        """Feature matrix (N, feature_dim) float32 for a list of (H, W, 3) uint8 images."""
+        chunks = [self.forward(self.to_tensor(images[i: i + self.batch_size]))
+                  for i in tqdm(range(0, len(images), self.batch_size), desc="fingerprint", unit="batch",
+                                disable=not progress)]
+        if not chunks:
+            return np.zeros((0, self.spec.feature_dim), dtype=np.float32)
+        return np.concatenate(chunks).astype(np.float32)
+
+    def fingerprint(self, ds: Dataset, content_hash: str, n_samples: int = 512, seed: int = 0,
+                    use_cache: bool = True, progress: bool = False) -> Fingerprints:
+        """Fingerprints of ``n_samples`` seeded images of ``ds``, cached by content hash and spec."""
+        path = cache_path(content_hash, self.spec, n_samples, seed)
+        if use_cache and path.is_file():
+            try:
+                return Fingerprints.load(path, expected_spec=self.spec)
+            except ArtifactError:
+                path.unlink(missing_ok=True)
+        indices, images = sample_images(ds, n_samples, seed=seed)
+        feats = self.features(images, progress=progress)
+        labels = np.array([ds.items[i].label for i in indices], dtype=str)
+        fp = Fingerprints(dataset=ds.name, content_hash=content_hash, spec=self.spec, features=feats,
+                          indices=indices, labels=labels, provenance=_provenance(n_samples, seed, self.device))
+        if use_cache:
+            fp.save(path)
+        return fp
+
+
+def cache_path(content_hash: str, spec: FingerprintSpec, n_samples: int, seed: int) -> Path:
+    """Cache file for a dataset's fingerprints under a spec: derived data, safe to delete."""
+    return cache_dir() / "fingerprints" / f"{content_hash[:20]}-{spec.key()[:16]}-n{n_samples}-s{seed}.npz"
+
+
+def _provenance(n_samples: int, seed: int, device: torch.device) -> dict[str, Any]:
+    """Who made these fingerprints, when, and how."""
+    import torchvision
+
+    from metarec import __version__ as mf_version
+
+    return {"metarec_version": mf_version, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "n_samples": n_samples, "seed": seed, "device": str(device)}

@@ -1,0 +1,132 @@
+"""Scan a dataset once (decode every image) into a validated summary with a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from tqdm import tqdm
+
+from metafeatures import _npz
+from metafeatures.datasets import Dataset, Skipped
+from metafeatures.errors import EmptyDatasetError, SingleClassError, UnreadableImageError
+from metafeatures.images import adaptive_size
+
+
+class SkippedFile(BaseModel):
+    """A file that was left out and why."""
+
+    path: str
+    reason: str
+
+
+class DatasetSummary(BaseModel):
+    """What a user needs to know about a dataset before matching or training on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    modality: str = "image"
+    layout: str
+    n_items: int
+    n_classes: int
+    class_counts: dict[str, int]
+    split_counts: dict[str, int]
+    mean_height: float
+    mean_width: float
+    std_height: float
+    std_width: float
+    min_height: int
+    max_height: int
+    min_width: int
+    max_width: int
+    channels: int
+    target_size: tuple[int, int]
+    content_hash: str
+    skipped: int
+    skipped_files: list[SkippedFile]
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_hash(ds: Dataset) -> str:
+    """sha256 over every listed item's path, label, split and file bytes (npz: the file's bytes)."""
+    if ds.layout == "npz":
+        return _file_digest(ds.root)
+    digest = hashlib.sha256()
+    for item in ds.items:
+        path = ds.path_of(item)
+        data = _file_digest(path) if path.is_file() else "missing"
+        digest.update(f"{item.source}\0{item.label}\0{item.split}\0{data}\n".encode())
+    return digest.hexdigest()
+
+
+def summarize(ds: Dataset, max_edge: int = 128, progress: bool = False) -> DatasetSummary:
+    """Decode every image of ``ds`` (skipping or raising on bad files per ``ds.strict``) and summarise."""
+    if ds.layout == "npz":
+        return _summarize_npz(ds, max_edge)
+    heights: list[int] = []
+    widths: list[int] = []
+    kept: list[int] = []
+    colour = False
+    for i, _ in enumerate(tqdm(ds.items, desc=f"scan {ds.name}", unit="img", disable=not progress)):
+        try:
+            img = ds.load(i)
+        except UnreadableImageError as exc:
+            if ds.strict:
+                raise
+            ds.note_skipped(exc)
+            continue
+        kept.append(i)
+        heights.append(img.shape[0])
+        widths.append(img.shape[1])
+        colour = colour or not (np.array_equal(img[..., 0], img[..., 1])
+                                and np.array_equal(img[..., 1], img[..., 2]))
+    items = [ds.items[i] for i in kept]
+    return _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1,
+                  content_hash(ds), max_edge)
+
+
+def _summarize_npz(ds: Dataset, max_edge: int) -> DatasetSummary:
+    """npz images all share one size; the hash covers the whole file."""
+    shape, _ = _npz.read_header(ds.root, "x")
+    n = len(ds.items)
+    channels = 1 if len(shape) == 3 or shape[3] == 1 else 3
+    return _build(ds, ds.items, np.full(n, shape[1]), np.full(n, shape[2]), channels,
+                  _file_digest(ds.root), max_edge)
+
+
+def _build(ds: Dataset, items: list, heights: np.ndarray, widths: np.ndarray, channels: int,
+           content_hash: str, max_edge: int) -> DatasetSummary:
+    """Assemble the summary after refusing an empty or single-class result."""
+    if not items:
+        raise EmptyDatasetError(ds.root, f"no readable images ({len(ds.skipped)} file(s) skipped)")
+    counts = Counter(it.label for it in items)
+    if len(counts) < 2:
+        raise SingleClassError(ds.root, f"only one readable class ({next(iter(counts))!r}); need at least two")
+    splits = Counter(it.split or "unsplit" for it in items)
+    mean_h, mean_w = float(heights.mean()), float(widths.mean())
+    return DatasetSummary(
+        name=ds.name, layout=ds.layout, n_items=len(items), n_classes=len(counts),
+        class_counts=dict(sorted(counts.items())), split_counts=dict(sorted(splits.items())),
+        mean_height=round(mean_h, 3), mean_width=round(mean_w, 3),
+        std_height=round(float(heights.std()), 3), std_width=round(float(widths.std()), 3),
+        min_height=int(heights.min()), max_height=int(heights.max()),
+        min_width=int(widths.min()), max_width=int(widths.max()),
+        channels=channels, target_size=adaptive_size(mean_h, mean_w, max_edge),
+        content_hash=content_hash, skipped=len(ds.skipped),
+        skipped_files=[SkippedFile(path=s.path, reason=s.reason) for s in ds.skipped],
+    )
+
+
+__all__ = ["DatasetSummary", "Skipped", "SkippedFile", "content_hash", "summarize"]
