@@ -45,6 +45,8 @@ def load_small(path: Path, key: str) -> np.ndarray:
     """Load a whole (small) member such as the labels, never unpickling anything."""
     try:
         with np.load(path, allow_pickle=False) as data:
+            if key not in data.files:
+                raise NpzFormatError(path, f"missing array {key!r} (has {sorted(data.files)})")
             return np.asarray(data[key])
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise NpzFormatError(path, f"cannot read array {key!r}: {exc}") from exc

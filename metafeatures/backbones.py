@@ -159,3 +159,20 @@ def _load_state(model: nn.Module, state: object, entry: BackboneEntry, path: Pat
     except RuntimeError as exc:
         raise ArtifactError(f"{path}: does not fit backbone {entry.name}: {str(exc).splitlines()[0]}") from exc
     return model
+
+
+def default_backbone(weights: str) -> tuple[str, str]:
+    """The seed's ``resnet18`` when its weights are usable, else the first backbone whose ImageNet file exists.
+
+    Returns the name and a sentence saying why, so callers can announce the choice (never silently).
+    """
+    if weights != "imagenet":
+        return "resnet18", f"resnet18 with {weights} weights"
+    for name in ("resnet18", "mobilenet_v2"):
+        try:
+            find_imagenet_file(get_backbone(name))
+        except WeightsNotFoundError:
+            continue
+        reason = "" if name == "resnet18" else " (resnet18's ImageNet file is not installed)"
+        return name, f"{name} with ImageNet weights{reason}"
+    return "resnet18", "resnet18 with ImageNet weights"

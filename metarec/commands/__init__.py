@@ -1,0 +1,1 @@
+"""CLI subcommands: each module adds its parsers with ``register(subparsers)``."""

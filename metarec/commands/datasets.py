@@ -1,0 +1,82 @@
+"""``metarec datasets summary|demo|fetch``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metarec.commands._common import emit_json, note, show_progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``datasets`` command group."""
+    p = sub.add_parser("datasets", help="inspect, generate or fetch datasets")
+    dsub = p.add_subparsers(dest="datasets_cmd", required=True, metavar="{summary,demo,fetch}")
+
+    s = dsub.add_parser("summary", help="validate a dataset and summarise it (decodes every image)")
+    s.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz")
+    s.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping")
+    s.add_argument("--max-edge", type=int, default=128, help="longer-edge cap of the adaptive target size")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_summary)
+
+    d = dsub.add_parser("demo", help="generate the offline demo collection")
+    d.add_argument("--out", type=Path, required=True, help="output directory")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--overwrite", action="store_true", help="replace existing demo datasets")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_demo)
+
+    f = dsub.add_parser("fetch", help="download a torchvision dataset and convert it to an image folder")
+    f.add_argument("name", help="mnist, fashionmnist, kmnist, cifar10, cifar100, svhn, eurosat, ...")
+    f.add_argument("--out", type=Path, required=True, help="output image-folder directory")
+    f.add_argument("--download-root", type=Path, default=None, help="where torchvision keeps raw files")
+    f.add_argument("--json", action="store_true", help="print JSON")
+    f.set_defaults(func=cmd_fetch)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print a dataset's summary (table or JSON)."""
+    from metafeatures.datasets import open_dataset
+    from metafeatures.summary import summarize
+
+    ds = open_dataset(args.dataset, strict=args.strict)
+    summary = summarize(ds, max_edge=args.max_edge, progress=show_progress(args))
+    if args.json:
+        emit_json(summary.model_dump(mode="json"))
+        return 0
+    print(f"{summary.name}: {summary.n_items} images, {summary.n_classes} classes, layout {summary.layout}, "
+          f"{'colour' if summary.channels == 3 else 'grey'}")
+    print(f"  size {summary.mean_height:.1f}±{summary.std_height:.1f} x {summary.mean_width:.1f}±"
+          f"{summary.std_width:.1f} px, target {summary.target_size[0]}x{summary.target_size[1]}")
+    print(f"  splits {summary.split_counts}")
+    print("  classes " + ", ".join(f"{k}:{v}" for k, v in summary.class_counts.items()))
+    print(f"  content hash {summary.content_hash[:16]}…, skipped {summary.skipped}")
+    for s in summary.skipped_files[:20]:
+        print(f"    skipped {s.path}: {s.reason}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the demo collection."""
+    from metafeatures.demo import generate_demo_collection
+
+    names = generate_demo_collection(args.out, seed=args.seed, progress=show_progress(args),
+                                     overwrite=args.overwrite)
+    if args.json:
+        emit_json({"out": str(args.out), "datasets": names})
+    else:
+        note(f"wrote {len(names)} datasets to {args.out}: {', '.join(names)}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download and convert a torchvision dataset."""
+    from metafeatures.fetch import fetch_dataset
+
+    out = fetch_dataset(args.name, args.out, download_root=args.download_root, progress=show_progress(args))
+    if args.json:
+        emit_json({"name": args.name, "out": str(out)})
+    else:
+        note(f"wrote {args.name} to {out}")
+    return 0
