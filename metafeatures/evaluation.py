@@ -121,7 +121,7 @@ def plot_accuracy(result: MatcherEval, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_title(f"{len(result.n_heldout)} datasets, {result.spec['backbone']} ({result.spec['weights']})",
                  fontsize=9)
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
