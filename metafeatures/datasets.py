@@ -257,25 +257,38 @@ def sample_indices(ds: Dataset, n: int, seed: int = 0, split: str | None = None)
     return rng.permutation(pool)[: max(0, n)] if n < len(pool) else rng.permutation(pool)
 
 
+def iter_sample_batches(ds: Dataset, n: int, seed: int = 0, split: str | None = None, batch_size: int = 64,
+                        ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Decode ``n`` readable images drawn reproducibly, ``batch_size`` at a time (streaming).
+
+    Items are taken in a seeded random order; an unreadable one is recorded and replaced by the next
+    draw, so the chosen set does not depend on ``batch_size``.
+    """
+    order = sample_indices(ds, len(ds), seed=seed, split=split)
+    taken, pos = 0, 0
+    while taken < n and pos < len(order):
+        block = [int(b) for b in order[pos: pos + min(batch_size, n - taken)]]
+        pos += len(block)
+        pairs = list(ds.iter_readable(block))
+        if pairs:
+            taken += len(pairs)
+            yield [i for i, _ in pairs], [img for _, img in pairs]
+    if taken == 0:
+        raise EmptyDatasetError(ds.root, "no readable images to sample" + _skip_hint(ds))
+
+
 def sample_images(ds: Dataset, n: int, seed: int = 0, split: str | None = None,
                   ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Decode ``n`` readable images drawn reproducibly; unreadable ones are replaced by the next draw."""
-    order = sample_indices(ds, len(ds), seed=seed, split=split)
+    """All of :func:`iter_sample_batches` at once: the chosen item indices and their decoded images."""
     chosen: list[int] = []
     images: list[np.ndarray] = []
-    pos = 0
-    while len(chosen) < n and pos < len(order):
-        block = order[pos: pos + (n - len(chosen))]
-        pos += len(block)
-        for i, img in ds.iter_readable([int(b) for b in block]):
-            chosen.append(i)
-            images.append(img)
-    if not chosen:
-        raise EmptyDatasetError(ds.root, "no readable images to sample" + _skip_hint(ds))
+    for idx, imgs in iter_sample_batches(ds, n, seed=seed, split=split, batch_size=max(1, n)):
+        chosen.extend(idx)
+        images.extend(imgs)
     return np.asarray(chosen, dtype=np.int64), images
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "Dataset", "Item", "Skipped", "open_collection", "open_dataset",
+    "IMAGE_EXTENSIONS", "Dataset", "Item", "Skipped", "iter_sample_batches", "open_collection", "open_dataset",
     "sample_images", "sample_indices",
 ]

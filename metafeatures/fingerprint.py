@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from metafeatures.backbones import get_backbone, load_backbone
-from metafeatures.datasets import Dataset, sample_images
+from metafeatures.datasets import Dataset, iter_sample_batches
 from metafeatures.errors import ArtifactError, SpecMismatchError
 from metafeatures.images import resize_rgb
 from metafeatures.paths import cache_dir
@@ -134,35 +134,60 @@ class Fingerprinter:
         self.device = pick_device(device)
         self.batch_size = batch_size
         model, identity, digest = load_backbone(backbone, weights, seed=seed)
-        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        self._memory_format = torch.channels_last if get_backbone(backbone).channels_last else torch.contiguous_format
+        self.model = model.to(self.device).to(memory_format=self._memory_format)
         self.spec = FingerprintSpec(backbone=backbone, weights=identity, weights_sha256=digest,
                                     resolution=resolution, feature_dim=get_backbone(backbone).feature_dim)
         self._mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255.0
 
-    def to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Resize to the spec's square resolution and stack to a uint8 (N, 3, R, R) tensor."""
-        size = (self.spec.resolution, self.spec.resolution)
-        batch = np.stack([resize_rgb(img, size) for img in images])
-        return torch.from_numpy(batch).permute(0, 3, 1, 2)
-
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Features of a uint8 (N, 3, R, R) batch: normalise on the device, run the frozen network."""
         x = batch.to(self.device, non_blocking=True).float()
-        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        x = ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
             out = self.model(x)
         return out.float().cpu().numpy()
 
-    def features(self, images: list[np.ndarray], progress: bool = False) -> np.ndarray:
-        """Feature matrix (N, feature_dim) float32 for a list of (H, W, 3) uint8 images."""
-        chunks = [self.forward(self.to_tensor(images[i: i + self.batch_size]))
-                  for i in tqdm(range(0, len(images), self.batch_size), desc="fingerprint", unit="batch",
-                                disable=not progress)]
-        if not chunks:
+    def features(self, images: list[np.ndarray]) -> np.ndarray:
+        """Feature matrix (N, feature_dim) float32 for a list of (H, W, 3) uint8 images of any size."""
+        size = (self.spec.resolution, self.spec.resolution)
+        if not images:
             return np.zeros((0, self.spec.feature_dim), dtype=np.float32)
+        return self.features_of_pixels(np.stack([resize_rgb(img, size) for img in images]))
+
+    def features_of_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Features of an already resized (N, R, R, 3) uint8 array, batch by batch."""
+        chunks = [self.forward(torch.from_numpy(pixels[i: i + self.batch_size]).permute(0, 3, 1, 2))
+                  for i in range(0, len(pixels), self.batch_size)]
         return np.concatenate(chunks).astype(np.float32)
+
+    def _decoded_sample(self, ds: Dataset, content_hash: str, n_samples: int, seed: int, use_cache: bool,
+                        progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled images resized to the spec's resolution as uint8, decoded once and cached."""
+        size = (self.spec.resolution, self.spec.resolution)
+        path = cache_dir() / "decoded" / f"{content_hash[:20]}-{size[0]}x{size[1]}-n{n_samples}-s{seed}.npz"
+        if use_cache and path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    return data["indices"], data["pixels"]
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)
+        chosen: list[int] = []
+        pixels: list[np.ndarray] = []
+        with tqdm(total=n_samples, desc=f"decode {ds.name}", unit="img", disable=not progress) as bar:
+            for idx, imgs in iter_sample_batches(ds, n_samples, seed=seed, batch_size=self.batch_size):
+                chosen.extend(idx)
+                pixels.extend(resize_rgb(img, size) for img in imgs)
+                bar.update(len(idx))
+        indices, stacked = np.asarray(chosen, dtype=np.int64), np.stack(pixels)
+        if use_cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".partial.npz")
+            np.savez(tmp, indices=indices, pixels=stacked)
+            tmp.replace(path)
+        return indices, stacked
 
     def fingerprint(self, ds: Dataset, content_hash: str, n_samples: int = 512, seed: int = 0,
                     use_cache: bool = True, progress: bool = False) -> Fingerprints:
@@ -173,8 +198,8 @@ class Fingerprinter:
                 return Fingerprints.load(path, expected_spec=self.spec)
             except ArtifactError:
                 path.unlink(missing_ok=True)
-        indices, images = sample_images(ds, n_samples, seed=seed)
-        feats = self.features(images, progress=progress)
+        indices, pixels = self._decoded_sample(ds, content_hash, n_samples, seed, use_cache, progress)
+        feats = self.features_of_pixels(pixels)
         labels = np.array([ds.items[i].label for i in indices], dtype=str)
         fp = Fingerprints(dataset=ds.name, content_hash=content_hash, spec=self.spec, features=feats,
                           indices=indices, labels=labels, provenance=_provenance(n_samples, seed, self.device))

@@ -90,6 +90,16 @@ def test_fingerprints_are_deterministic_and_cached(tmp_path, monkeypatch):
     np.testing.assert_allclose(fresh.features, fp.features, rtol=1e-5, atol=1e-5)
 
 
+def test_decoded_images_are_reused_under_a_new_spec(tmp_path, monkeypatch):
+    ds = open_dataset(make_image_folder(tmp_path / "ds", {"a": 6, "b": 6}))
+    h = content_hash(ds)
+    first = Fingerprinter("resnet18", "random", resolution=32).fingerprint(ds, h, n_samples=8)
+    monkeypatch.setattr(type(ds), "load", lambda self, i: pytest.fail("images were decoded twice"))
+    other = Fingerprinter("resnet18", "random", resolution=32, seed=3).fingerprint(ds, h, n_samples=8)
+    assert np.array_equal(first.indices, other.indices)
+    assert not np.allclose(first.features, other.features)
+
+
 def test_fingerprint_file_round_trip_and_refusals(tmp_path):
     ds = open_dataset(make_npz(tmp_path / "d.npz", n=20))
     fpr = Fingerprinter("resnet18", "random", resolution=32)
