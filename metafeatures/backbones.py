@@ -90,23 +90,29 @@ def imagenet_filename(enum: WeightsEnum) -> str:
     return Path(urlparse(enum.url).path).name
 
 
-def find_imagenet_file(entry: BackboneEntry) -> Path:
-    """Locate the ImageNet weight file or raise WeightsNotFoundError saying which file to put where."""
-    name = imagenet_filename(entry.imagenet)
+def find_weights_file(enum: WeightsEnum, model_name: str) -> Path:
+    """Locate a torchvision weight file (``METAREC_WEIGHTS_DIR``, then the torch hub cache), verified by
+    the sha256 prefix in its name; raise WeightsNotFoundError saying which file to put where."""
+    name = imagenet_filename(enum)
     places = [d for d in (weights_dir(), hub_checkpoints_dir()) if d is not None]
     for place in places:
         if (place / name).is_file():
             return place / name
     raise WeightsNotFoundError(
-        f"ImageNet weights for {entry.name} ({type(entry.imagenet).__name__}.{entry.imagenet.name}) are not "
+        f"ImageNet weights for {model_name} ({type(enum).__name__}.{enum.name}) are not "
         f"installed and metarec does not download them. Put the file {name} (torchvision's file from "
-        f"{entry.imagenet.url}) into {places[-1]}"
+        f"{enum.url}) into {places[-1]}"
         + (f" or {places[0]}" if len(places) > 1 else " or a folder named by METAREC_WEIGHTS_DIR")
-        + "; or choose --weights random or a path to a state dict."
+        + "; or choose other weights (random/none, or a path to a state dict)."
     )
 
 
-def _check_hash_prefix(path: Path, digest: str) -> None:
+def find_imagenet_file(entry: BackboneEntry) -> Path:
+    """The ImageNet weight file of a fingerprint backbone (see :func:`find_weights_file`)."""
+    return find_weights_file(entry.imagenet, entry.name)
+
+
+def check_hash_prefix(path: Path, digest: str) -> None:
     """torchvision file names end in the first hex digits of the file's sha256; refuse a mismatch."""
     stem = path.stem.rsplit("-", 1)
     if len(stem) == 2 and not digest.startswith(stem[1]):
@@ -132,7 +138,7 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> tuple[
             raise WeightsNotFoundError(f"weights file {path} does not exist")
         digest = file_sha256(path)
         if weights == "imagenet":
-            _check_hash_prefix(path, digest)
+            check_hash_prefix(path, digest)
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = entry.build()
         model = _load_state(model, state, entry, path)
