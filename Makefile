@@ -26,6 +26,7 @@ run: $(DEMO)/README.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy metafeatures metarec
 
 test: lint
 	$(BIN)/pytest -q

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from metafeatures.errors import NpzFormatError
 _CHUNK_BYTES = 8 << 20
 
 
-def _header(fh: object) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Read the .npy magic and header (shape, fortran_order, dtype) from an open member."""
     major, _ = np.lib.format.read_magic(fh)
     reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
@@ -85,13 +86,13 @@ def _memmap(path: Path, info: zipfile.ZipInfo, header_len: int, shape: tuple[int
     return np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape)
 
 
-def _stream(fh: object, wanted: np.ndarray, row_bytes: int, dtype: np.dtype,
+def _stream(fh: IO[bytes], wanted: np.ndarray, row_bytes: int, dtype: np.dtype,
             row_shape: tuple[int, ...], out: np.ndarray) -> None:
     """Decompress sequentially in chunks, keeping only the sorted ``wanted`` rows."""
     rows_per_chunk = max(1, _CHUNK_BYTES // max(1, row_bytes))
     pos, k = 0, 0
     while k < len(wanted):
-        buf = fh.read(rows_per_chunk * row_bytes)  # type: ignore[attr-defined]
+        buf = fh.read(rows_per_chunk * row_bytes)
         n = len(buf) // row_bytes
         if n == 0:
             raise ValueError("npz member ended before all rows were read")

@@ -27,7 +27,8 @@ for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
 _ALLOWED[("_codecs", "encode")] = codecs.encode
 for _module in ("numpy.core.numeric", "numpy._core.numeric"):
     # protocol-5 pickles of contiguous arrays rebuild them from a byte buffer with this function
-    _ALLOWED[(_module, "_frombuffer")] = _numeric._frombuffer
+    # (a private numpy helper that numpy's type stubs do not declare, hence the ignore)
+    _ALLOWED[(_module, "_frombuffer")] = _numeric._frombuffer  # type: ignore[attr-defined]
 
 
 class RestrictedUnpickler(pickle.Unpickler):

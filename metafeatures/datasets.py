@@ -240,10 +240,11 @@ def _open_npz(path: Path, name: str, strict: bool) -> Dataset:
         raw = _npz.load_small(path, "split")
         if raw.shape != y.shape or raw.dtype.kind not in "US":
             raise NpzFormatError(path, f"split must be a ({len(y)},) string array, got {raw.shape} {raw.dtype}")
-        splits = [str(s) for s in raw.astype(str)]
-        bad = sorted(set(splits) - set(SPLITS))
+        values = [str(s) for s in raw.astype(str)]
+        bad = sorted(set(values) - set(SPLITS))
         if bad:
             raise NpzFormatError(path, f"split values must be train or test, got {bad[:3]}")
+        splits = list(values)
     labels = y.astype(str)
     items = [Item(str(i), str(label), split) for i, (label, split) in enumerate(zip(labels, splits, strict=True))]
     return Dataset(name=name, root=path, layout="npz", items=items, strict=strict)

@@ -237,8 +237,9 @@ def _gen_textures(root: Path, rng: np.random.Generator) -> DemoInfo:
         src = Image.fromarray(_skimage_image(tex))
         for _ in range(per_class):
             s = int(round(size * rng.uniform(0.75, 2.0)))
-            x0, y0 = rng.integers(0, src.width - s), rng.integers(0, src.height - s)
-            p = np.asarray(src.crop((x0, y0, x0 + s, y0 + s)).resize((size, size), Image.BILINEAR), float)
+            x0, y0 = int(rng.integers(0, src.width - s)), int(rng.integers(0, src.height - s))
+            patch = src.crop((x0, y0, x0 + s, y0 + s)).resize((size, size), Image.Resampling.BILINEAR)
+            p = np.asarray(patch, dtype=np.float64)
             p = np.rot90(p, int(rng.integers(4)))
             if rng.random() < 0.5:
                 p = p[:, ::-1]
@@ -269,10 +270,10 @@ def _gen_photo_patches(root: Path, rng: np.random.Generator) -> DemoInfo:
             h, w = (int(v) for v in rng.integers(24, 65, size=2))
             s = rng.uniform(1.0, 3.0)
             ch, cw = min(int(h * s), src.height), min(int(w * s), src.width)
-            x0, y0 = rng.integers(0, src.width - cw + 1), rng.integers(0, src.height - ch + 1)
-            patch = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BILINEAR)
+            x0, y0 = int(rng.integers(0, src.width - cw + 1)), int(rng.integers(0, src.height - ch + 1))
+            patch = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BILINEAR)
             if rng.random() < 0.5:
-                patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
+                patch = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             arr = np.asarray(patch, float) * rng.uniform(0.8, 1.2) + rng.normal(0, 3, (h, w, 3))
             rel = f"images/{i:05d}.jpg"
             _save_image(root / rel, _to_uint8(arr), quality=90)

@@ -87,3 +87,13 @@ class OutputExistsError(MetarecError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class ConfigError(MetarecError):
+    """A configuration value is invalid; ``field`` names the setting, ``value`` the offending input."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}={value!r}: {problem}")

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ _URL_ATTRIBUTES = ("mirrors", "url", "_URL", "_RESOURCES", "resources", "split_l
                    "base_url", "_BASE_URL", "_url")
 _HINT = "copy an image-folder dataset by hand instead, see README"
 
+# read-only (Mapping) so literal dicts of any value type fit; see FetchSpec.splits
+_Splits = Mapping[str, tuple[Mapping[str, Any], ...]]
+
 
 @dataclass(frozen=True)
 class FetchSpec:
@@ -41,7 +44,7 @@ class FetchSpec:
 
     tv_class: str  # attribute name in torchvision.datasets
     # our split name -> keyword arguments of each torchvision part that goes into it (parts are joined)
-    splits: dict[str, tuple[dict[str, Any], ...]]
+    splits: _Splits
     homepage: str
     classes: tuple[str, ...] | None = None  # fixed class names; None: read ``.classes`` off the dataset
     probe_url: str | None = None  # used only if the torchvision class exposes no download URL at all
@@ -49,8 +52,8 @@ class FetchSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # keyword arguments passed to every part
 
 
-_TRAIN_TEST = {"train": ({"train": True},), "test": ({"train": False},)}
-_SPLIT_TRAIN_TEST = {"train": ({"split": "train"},), "test": ({"split": "test"},)}
+_TRAIN_TEST: _Splits = {"train": ({"train": True},), "test": ({"train": False},)}
+_SPLIT_TRAIN_TEST: _Splits = {"train": ({"split": "train"},), "test": ({"split": "test"},)}
 _DIGITS = tuple(str(i) for i in range(10))
 
 FETCHABLE: dict[str, FetchSpec] = {

@@ -48,7 +48,7 @@ def check_int_param(name: str, value: Any, low: int) -> None:
 
 def check_float_param(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
     """Raise ValueError unless ``value`` is a real number in [low, high] (or (low, high] if ``low_open``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(np.asarray(value))
     if ok:
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
@@ -193,6 +193,8 @@ class BaseMatcher(BaseEstimator):
         n_features = int(meta["n_features_in_"])
         if len(classes) < 2 or n_features < 1:
             raise ValueError(f"bad classes_ ({len(classes)}) or n_features_in_ ({n_features})")
+        mean: np.ndarray | None
+        scale: np.ndarray | None
         if meta["standardized"]:
             mean = np.asarray(arrays["scaler_mean"], dtype=np.float64)
             scale = np.asarray(arrays["scaler_scale"], dtype=np.float64)

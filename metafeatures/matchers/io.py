@@ -99,7 +99,9 @@ def save_matcher(matcher: BaseMatcher, path: str | os.PathLike[str], fingerprint
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{_META_KEY: np.array(json.dumps(meta, sort_keys=True))}, **arrays)
+            # Any-typed: numpy's stub would match the array values against savez's allow_pickle flag
+            members: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta, sort_keys=True)), **arrays}
+            np.savez(fh, **members)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

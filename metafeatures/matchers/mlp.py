@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -33,13 +33,13 @@ def torch_threads(n: int | None = None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _adam(params: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def _adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """Adam, fused into one kernel where this torch supports it on CPU (several times faster)."""
-    params = list(params)
+    param_list = list(params)  # materialised: the fallback below needs to iterate them again
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(param_list, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(param_list, lr=lr)
 
 
 def build_mlp(n_in: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
