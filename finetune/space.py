@@ -1,0 +1,131 @@
+"""The ConfigSpace search space of seed 001 §6.2 (what BOHB searches per dataset) and its versioned JSON form."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, get_args
+
+from ConfigSpace import (
+    Categorical,
+    ConfigurationSpace,
+    EqualsCondition,
+    Float,
+    Integer,
+    OrdinalHyperparameter,
+)
+
+from finetune.config import FinetuneConfig
+from metafeatures.errors import ArtifactError, ConfigError
+
+SPACE_FORMAT_VERSION = 1
+SPACE_NAME = "metarec-finetune"
+
+DEFAULT_BACKBONES: tuple[str, ...] = (
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_mini",
+    "resnet18",
+    "mobilenet_v3_small",
+)
+DEFAULT_PRETRAINED: tuple[str, ...] = ("imagenet", "none")
+STRATEGIES: tuple[str, ...] = get_args(FinetuneConfig.model_fields["strategy"].annotation)
+
+BATCH_SIZES: tuple[int, ...] = (16, 32, 64, 128)
+LR_RANGE: tuple[float, float] = (1e-5, 0.5)
+DROPOUT_RANGE: tuple[float, float] = (0.01, 0.99)
+HEAD_LAYERS: tuple[int, ...] = (1, 2, 3)
+LAST_K_RANGE: tuple[int, int] = (1, 4)
+
+
+def _choices(field: str, values: Sequence[str], preferred: str) -> tuple[list[str], str]:
+    """Check a categorical's choices (non-empty, unique, each a valid config value) and pick its default."""
+    if isinstance(values, str) or not values:
+        raise ConfigError(field, values, "expected a non-empty sequence of choices")
+    choices = [str(v) for v in values]
+    if len(set(choices)) != len(choices):
+        raise ConfigError(field, values, "choices must be unique")
+    for choice in choices:
+        FinetuneConfig.from_dict({field: choice})  # raises ConfigError naming the field
+    return choices, preferred if preferred in choices else choices[0]
+
+
+def build_search_space(
+    backbones: Sequence[str] = DEFAULT_BACKBONES,
+    pretrained: Sequence[str] = DEFAULT_PRETRAINED,
+    strategies: Sequence[str] = STRATEGIES,
+    seed: int = 0,
+) -> ConfigurationSpace:
+    """Seed 001 §6.2's space: backbone × weights × optimiser × strategy, batch size, lr, dropout, head depth.
+
+    Defaults equal ``FinetuneConfig()``'s values wherever the choices allow, so the space's default
+    configuration is the config's default; ``last_k`` exists (and is active) only with strategy "last_k".
+    """
+    defaults = FinetuneConfig()
+    backbone_choices, backbone_default = _choices("backbone", backbones, defaults.backbone)
+    pretrained_choices, pretrained_default = _choices("pretrained", pretrained, defaults.pretrained)
+    strategy_choices, strategy_default = _choices("strategy", strategies, defaults.strategy)
+
+    space = ConfigurationSpace(name=SPACE_NAME, seed=seed)
+    space.add(
+        [
+            Categorical("backbone", backbone_choices, default=backbone_default),
+            Categorical("pretrained", pretrained_choices, default=pretrained_default),
+            Categorical("optimizer", ["adam", "sgd"], default=defaults.optimizer),
+            Categorical("strategy", strategy_choices, default=strategy_default),
+            OrdinalHyperparameter("batch_size", list(BATCH_SIZES), default_value=defaults.batch_size),
+            Float("lr", LR_RANGE, log=True, default=defaults.lr),
+            Float("dropout", DROPOUT_RANGE, default=defaults.dropout),
+            OrdinalHyperparameter("head_layers", list(HEAD_LAYERS), default_value=defaults.head_layers),
+        ]
+    )
+    if "last_k" in strategy_choices:
+        last_k = Integer("last_k", LAST_K_RANGE, default=defaults.last_k)
+        space.add(last_k)
+        if len(strategy_choices) > 1:
+            space.add(EqualsCondition(last_k, space["strategy"], "last_k"))
+    return space
+
+
+def _configspace_version() -> str:
+    """The installed ConfigSpace distribution's version (the package's ``__version__`` lags behind)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ConfigSpace")
+    except PackageNotFoundError:  # pragma: no cover - ConfigSpace imported above, so it is installed
+        import ConfigSpace
+
+        return str(ConfigSpace.__version__)
+
+
+def space_to_dict(space: ConfigurationSpace) -> dict[str, Any]:
+    """ConfigSpace's own serialised form of ``space`` (plain JSON types), tagged with our format version."""
+    return {
+        "space_format_version": SPACE_FORMAT_VERSION,
+        "configspace_version": _configspace_version(),
+        "space": json.loads(json.dumps(space.to_serialized_dict())),
+    }
+
+
+def space_from_dict(d: Mapping[str, Any], seed: int | None = None) -> ConfigurationSpace:
+    """Read ``space_to_dict`` output back; ArtifactError on another format version or a malformed space."""
+    if not isinstance(d, Mapping):
+        raise ArtifactError(f"search space: expected a mapping, got {type(d).__name__}")
+    version = d.get("space_format_version")
+    if version != SPACE_FORMAT_VERSION:
+        raise ArtifactError(
+            f"search space: unsupported space_format_version {version!r} (this metarec reads {SPACE_FORMAT_VERSION})"
+        )
+    body = d.get("space")
+    if not isinstance(body, Mapping):
+        raise ArtifactError("search space: missing the 'space' entry")
+    try:
+        # from_serialized_dict pops keys from the dict it is given, so it gets a private copy.
+        space = ConfigurationSpace.from_serialized_dict(copy.deepcopy(dict(body)))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ArtifactError(f"search space: malformed ConfigSpace serialisation ({exc})") from exc
+    if seed is not None:
+        space.seed(seed)
+    return space
