@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from metarec import __version__
-from metarec.commands import datasets, fingerprint, matchers, weights
+from metarec.commands import datasets, finetune, fingerprint, matchers, weights
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, weights)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
