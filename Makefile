@@ -26,7 +26,7 @@ run: $(DEMO)/.README.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy metafeatures metarec
+	$(BIN)/mypy metafeatures metarec finetune
 
 test: lint
 	$(BIN)/pytest -q

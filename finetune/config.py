@@ -200,15 +200,12 @@ class FinetuneConfig(BaseModel):
             return {"lr": self.lr, "momentum": SGD_MOMENTUM, "nesterov": SGD_NESTEROV, "weight_decay": SGD_WEIGHT_DECAY}
         return {"lr": self.lr}
 
-    def head_spec(self) -> HeadSpec | dict[str, Any]:
-        """The classification head's shape: a ``finetune.heads.HeadSpec`` when that module exists, else a dict."""
-        values = {"conv1x1": self.head_conv1x1, "layers": self.head_layers, "width": self.head_width,
-                  "dropout": self.dropout}
-        try:
-            from finetune.heads import HeadSpec
-        except ImportError:
-            return values
-        return HeadSpec(**values)
+    def head_spec(self) -> HeadSpec:
+        """The classification head's shape (seed 000: optional 1x1 conv, pooling, 1-3 FC layers)."""
+        from finetune.heads import HeadSpec
+
+        return HeadSpec(conv1x1=self.head_conv1x1, layers=self.head_layers, width=self.head_width,
+                        dropout=self.dropout)
 
     def target_size(self, mean_height: float, mean_width: float) -> tuple[int, int]:
         """Input (height, width): seed 000's adaptive size (mean size, longer edge ≤ max_edge) or the fixed square."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class _Run:
     seen: int = 0
     train_seconds: float = 0.0
     last_eval_cost: float = 0.0
-    status: str = "completed"
+    status: Literal["completed", "cancelled", "diverged"] = "completed"
     reason: str = ""
 
     def elapsed(self) -> float:

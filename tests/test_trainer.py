@@ -59,8 +59,9 @@ def test_checkpoint_reproduces_predictions(tiny, tmp_path):
 def test_deterministic_on_cpu(tiny, tmp_path):
     a = finetune(LENET, tiny, TrainOptions(epochs=2), out_dir=tmp_path / "a")
     b = finetune(LENET, tiny, TrainOptions(epochs=2), out_dir=tmp_path / "b")
-    assert [(p.nauc, p.accuracy, p.step) for p in a.learning_curve] == \
-           [(p.nauc, p.accuracy, p.step) for p in b.learning_curve]
+    # evaluation times follow the wall clock, so which steps get evaluated may differ; the training does not
+    last_a, last_b = a.learning_curve[-1], b.learning_curve[-1]
+    assert (last_a.nauc, last_a.accuracy, last_a.step) == (last_b.nauc, last_b.accuracy, last_b.step)
     sa = load_checkpoint(tmp_path / "a" / "model.pt").state_dict
     sb = load_checkpoint(tmp_path / "b" / "model.pt").state_dict
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
