@@ -81,3 +81,27 @@ def test_bad_arguments_exit_with_usage(sizes, message, capsys):
     with pytest.raises(SystemExit) as err:
         main(["matchers", "eval", "--collection", "x", "--batch-sizes", sizes])
     assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_finetune_command_contract(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "ds", {"a": 12, "b": 12}, size=(16, 16))
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({"backbone": "lenet", "pretrained": "none", "input_size": 16, "head_width": 32}))
+    out_dir = tmp_path / "run"
+    out = run_json(capsys, ["finetune", str(root), "--config", str(config), "--batch-size", "8", "--epochs", "2",
+                            "--out", str(out_dir), "--json", "--quiet"])
+    assert out["status"] == "completed" and out["config"]["batch_size"] == 8 and out["config"]["backbone"] == "lenet"
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert -1 <= metrics["alc"] <= 1 and metrics["time_budget"] == 1200 and metrics["t0"] == 60
+    assert all({"t", "nauc", "accuracy"} <= set(p) for p in metrics["learning_curve"])
+    assert (out_dir / "model.pt").is_file() and (out_dir / "curve.png").stat().st_size > 1000
+
+
+def test_finetune_bad_config_names_the_field(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "ds", {"a": 4, "b": 4}, size=(16, 16))
+    assert main(["finetune", str(root), "--backbone", "lenet", "--lr", "5", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "lr" in err and "Traceback" not in err
+    assert main(["finetune", str(root), "--backbone", "lenet", "--out", str(tmp_path / "run")]) == 2
+    assert "budget" in capsys.readouterr().err
