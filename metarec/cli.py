@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from metarec import __version__
-from metarec.commands import datasets, finetune, fingerprint, matchers, weights
+from metarec.commands import datasets, finetune, fingerprint, matchers, weights, zoo
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, zoo, weights)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

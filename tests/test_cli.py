@@ -105,3 +105,11 @@ def test_finetune_bad_config_names_the_field(tmp_path, capsys):
     assert "lr" in err and "Traceback" not in err
     assert main(["finetune", str(root), "--backbone", "lenet", "--out", str(tmp_path / "run")]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+def test_zoo_list_json(capsys):
+    rows = run_json(capsys, ["zoo", "list", "--input-size", "32", "--json"])
+    by_name = {r["name"]: r for r in rows}
+    assert "error" in by_name["alexnet"] and by_name["lenet"]["params"] > 0
+    assert by_name["resnet18"]["flops"] > by_name["mobilenet_v3_small"]["flops"] > 0
+    assert by_name["efficientnet_mini"]["imagenet_weights"] == "none exist"

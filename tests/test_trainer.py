@@ -159,3 +159,21 @@ def test_result_file_version_is_checked(tiny, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ArtifactError, match="format version 7"):
         FinetuneResult.load(tmp_path / "run")
+
+
+def test_diverged_loss_is_reported_not_raised(tiny, tmp_path, monkeypatch):
+    import finetune.trainer as trainer
+
+    real = trainer._train_step
+    calls = []
+
+    def exploding(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return float("nan") if len(calls) >= 3 else loss
+
+    monkeypatch.setattr(trainer, "_train_step", exploding)
+    result = finetune(LENET, tiny, TrainOptions(epochs=5), out_dir=tmp_path / "run")
+    assert result.status == "diverged" and "nan" in result.reason and result.steps == 3
+    assert not (tmp_path / "run" / "model.pt").exists()  # no checkpoint of a diverged model
+    assert FinetuneResult.load(tmp_path / "run").status == "diverged"
