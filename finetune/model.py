@@ -9,8 +9,9 @@ from torch import nn
 
 from finetune.heads import Head, HeadSpec
 from finetune.zoo import ZooEntry, get_entry
-from metafeatures.backbones import check_hash_prefix, file_sha256, find_weights_file
+from metafeatures.backbones import check_hash_prefix, find_weights_file
 from metafeatures.errors import ArtifactError, ConfigError, WeightsNotFoundError
+from metafeatures.paths import file_sha256
 
 STRATEGIES: tuple[str, ...] = ("full", "frozen", "last_k")
 PRETRAINED_NONE = "none"

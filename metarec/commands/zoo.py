@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from metarec.commands._common import emit_json
 
@@ -28,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from metafeatures.errors import WeightsNotFoundError
 
     size = (args.input_size, args.input_size)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_models():
         entry = get_entry(name)
         if args.input_size < entry.min_input_size:
