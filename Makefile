@@ -26,7 +26,7 @@ run: $(DEMO)/.README.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy metafeatures metarec finetune
+	$(BIN)/mypy metafeatures metarec finetune offline_search
 
 test: lint
 	$(BIN)/pytest -q

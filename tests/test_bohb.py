@@ -1,0 +1,53 @@
+"""A real BOHB run (hpbandster, Pyro4 nameserver on loopback, 2 worker processes) on toy objectives.
+
+Each test has a hard timeout: before the serpent fix, hpbandster on numpy 2 hangs silently.
+"""
+
+from __future__ import annotations
+
+import json
+
+import ConfigSpace as CS
+import numpy as np
+import pytest
+
+from offline_search.hpb import register_numpy_with_serpent, run_bohb, to_builtins
+
+
+def toy_space() -> CS.ConfigurationSpace:
+    space = CS.ConfigurationSpace(seed=0)
+    space.add([CS.UniformFloatHyperparameter("lr", 1e-5, 0.5, log=True),
+               CS.UniformFloatHyperparameter("dropout", 0.01, 0.99)])
+    return space
+
+
+def test_serpent_writes_numpy_scalars_as_builtins():
+    import serpent
+
+    register_numpy_with_serpent()
+    data = serpent.loads(serpent.dumps({"a": np.float64(3.0), "b": np.int64(2), "c": np.str_("x"),
+                                        "d": np.bool_(True)}))
+    assert data == {"a": 3.0, "b": 2, "c": "x", "d": True}
+    assert to_builtins({"x": [np.float32(1.5)], "y": np.arange(2)}) == {"x": [1.5], "y": [0, 1]}
+
+
+@pytest.mark.timeout(180)
+def test_real_bohb_with_two_worker_processes(tmp_path):
+    trials = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", tmp_path / "run", "toy",
+                      min_budget=1, max_budget=9, n_iterations=3, eta=3, n_workers=2)
+    assert len(trials) >= 20 and {t.budget for t in trials} == {1.0, 3.0, 9.0}
+    best = min((t for t in trials if t.budget == 9.0), key=lambda t: t.loss)
+    assert best.loss < 1.0 and best.info == {"budget_seen": 9, "tag": "ok"}
+    assert isinstance(best.config["lr"], float)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "results.json").read_text().splitlines()]
+    assert len(logged) == len(trials)
+    assert (tmp_path / "run" / "configs.json").is_file()
+
+
+@pytest.mark.timeout(180)
+def test_failures_become_bad_results(tmp_path):
+    trials = run_bohb(toy_space(), "tests.fixtures.objectives:sometimes_fails", tmp_path / "run", "fails",
+                      min_budget=1, max_budget=3, n_iterations=2, eta=3, n_workers=2)
+    failed = [t for t in trials if t.info.get("error")]
+    assert failed and all(t.loss == float("inf") and "simulated out of memory" in t.info["error"] for t in failed)
+    assert any(t.loss is not None and np.isfinite(t.loss) for t in trials)
