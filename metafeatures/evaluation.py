@@ -105,25 +105,14 @@ def evaluate_matchers(fps: dict[str, Fingerprints], batch_sizes: Sequence[int],
 
 def plot_accuracy(result: MatcherEval, path: Path) -> Path:
     """PNG of identification accuracy against test batch size (log scale), one line per matcher."""
-    import matplotlib
+    from metafeatures.figures import new_axes, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = new_axes(f"{len(result.n_heldout)} datasets, {result.spec['backbone']} ({result.spec['weights']})",
+                       "test batch size (images)", "dataset identification accuracy")
     for name, accs in result.accuracy.items():
         sizes = sorted(accs)
         ax.plot(sizes, [accs[b] for b in sizes], marker="o", label=name)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("test batch size (images)")
-    ax.set_ylabel("dataset identification accuracy")
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"{len(result.n_heldout)} datasets, {result.spec['backbone']} ({result.spec['weights']})",
-                 fontsize=9)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
