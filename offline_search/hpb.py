@@ -10,8 +10,11 @@ nameserver listens on 127.0.0.1 with an OS-chosen port unless a host/port is giv
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import multiprocessing as mp
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-Objective = Callable[[dict[str, Any], float], dict[str, Any]]
+from metafeatures.errors import ArtifactError
+
+Objective = Callable[..., dict[str, Any]]
 
 
 def register_numpy_with_serpent() -> None:
@@ -55,7 +60,8 @@ def resolve(ref: str) -> Objective:
     return getattr(importlib.import_module(module), name)
 
 
-def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_id: int) -> Any:
+def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_id: int,
+                 objective_kwargs: dict[str, Any]) -> Any:
     """An hpbandster Worker whose compute() calls the named objective and never raises."""
     from hpbandster.core.worker import Worker
 
@@ -66,7 +72,7 @@ def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_i
 
         def compute(self, config: dict, budget: float, **kwargs: Any) -> dict[str, Any]:
             try:
-                out = objective(to_builtins(config), float(budget))
+                out = objective(to_builtins(config), float(budget), **objective_kwargs)
                 return {"loss": float(out["loss"]), "info": to_builtins(out.get("info", {}))}
             except Exception as exc:  # noqa: BLE001 - reported to BOHB, see docstring
                 return {"loss": float("inf"), "info": {"error": f"{type(exc).__name__}: {exc}"}}
@@ -75,10 +81,11 @@ def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_i
                            logger=logging.getLogger(f"metarec.bohb.worker{worker_id}"))
 
 
-def worker_main(objective_ref: str, run_id: str, host: str, port: int, worker_id: int) -> None:
+def worker_main(objective_ref: str, run_id: str, host: str, port: int, worker_id: int,
+                objective_kwargs: dict[str, Any] | None = None) -> None:
     """Entry point of a worker process: register serpent types, join the nameserver, serve until shutdown."""
     register_numpy_with_serpent()
-    worker = _make_worker(objective_ref, run_id, host, port, worker_id)
+    worker = _make_worker(objective_ref, run_id, host, port, worker_id, objective_kwargs or {})
     worker.run(background=False)
 
 
@@ -93,40 +100,118 @@ class Trial:
     info: dict[str, Any]
 
 
+DONE_NAME = "done.json"
+
+
 def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_budget: float, max_budget: float,
              n_iterations: int, eta: float = 3.0, n_workers: int = 2, host: str = "127.0.0.1", port: int = 0,
-             seed: int = 0, worker_start_timeout_s: float = 60.0) -> list[Trial]:
-    """Run BOHB with ``n_workers`` local worker processes; results are logged (hpbandster's json logger)
-    in ``run_dir``. Resuming from a log and remote workers come with the rebuild job (issue 4)."""
+             seed: int = 0, objective_kwargs: dict[str, Any] | None = None, resume: bool = False,
+             overwrite: bool = False, worker_start_timeout_s: float = 60.0) -> list[Trial]:
+    """Run ``n_iterations`` BOHB iterations with ``n_workers`` local worker processes; return every trial.
+
+    Each session logs with hpbandster's json logger into ``run_dir/part-K``. A finished run (``done.json``)
+    is a no-op unless ``overwrite``; an unfinished one needs ``resume`` (continue: earlier evaluations
+    warm-start the model and completed iterations are not run again) or ``overwrite`` (start afresh).
+    """
     import hpbandster.core.nameserver as hpns
     import hpbandster.core.result as hpres
     from hpbandster.optimizers import BOHB
 
+    parts = sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+        parts = []
+    elif (run_dir / DONE_NAME).is_file():
+        return read_trials(run_dir)
+    elif parts and not resume:
+        raise ArtifactError(f"{run_dir} holds an unfinished BOHB run: resume it or overwrite it")
+    previous, done_iterations = _previous_result(parts, max_budget, hpres) if parts else (None, 0)
+    remaining = n_iterations - done_iterations
     register_numpy_with_serpent()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    part = run_dir / f"part-{len(parts)}"
+    part.mkdir(parents=True, exist_ok=True)
+    if remaining > 0:
+        _run_session(space, objective_ref, objective_kwargs or {}, part, run_id, min_budget, max_budget, remaining,
+                     eta, n_workers, host, port, seed + len(parts), previous, worker_start_timeout_s, hpns, hpres,
+                     BOHB)
+    (run_dir / DONE_NAME).write_text(json.dumps({"n_iterations": n_iterations, "parts": len(parts) + 1}))
+    return read_trials(run_dir)
+
+
+def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any], part: Path, run_id: str,
+                 min_budget: float, max_budget: float, n_iterations: int, eta: float, n_workers: int, host: str,
+                 port: int, seed: int, previous: Any, timeout_s: float, hpns: Any, hpres: Any, bohb_cls: Any,
+                 ) -> None:
+    """One master session: nameserver, spawned workers, BOHB logging into ``part``."""
     space.seed(seed)
+    np.random.seed(seed)  # hpbandster's KDE sampling draws from numpy's global generator
     ns = hpns.NameServer(run_id=run_id, host=host, port=port)
     ns_host, ns_port = ns.start()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i), daemon=True)
-             for i in range(n_workers)]
-    for p in procs:
-        p.start()
-    logger = hpres.json_result_logger(directory=str(run_dir), overwrite=True)
-    bohb = BOHB(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
-                min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
-                logger=logging.getLogger("metarec.bohb.master"))
+    procs = [ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
+                         daemon=True) for i in range(n_workers)]
+    for proc in procs:
+        proc.start()
+    logger = hpres.json_result_logger(directory=str(part), overwrite=True)
+    bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
+                    min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
+                    previous_result=previous, logger=logging.getLogger("metarec.bohb.master"))
     try:
-        _wait_for_workers(bohb, n_workers, worker_start_timeout_s, procs)
-        result = bohb.run(n_iterations=n_iterations, min_n_workers=max(1, n_workers))
+        _wait_for_workers(bohb, n_workers, timeout_s, procs)
+        bohb.run(n_iterations=n_iterations, min_n_workers=max(1, n_workers))
     finally:
         bohb.shutdown(shutdown_workers=True)
         ns.shutdown()
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.terminate()
-    return _trials(result)
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def _log_lines(part: Path, name: str) -> list[Any]:
+    """JSON lines of one hpbandster log file (a missing file is an empty log)."""
+    path = part / name
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _merged_logs(run_dir: Path) -> tuple[list[Any], list[Any]]:
+    """Configs and results of every part, iteration numbers shifted so that parts do not collide."""
+    configs: list[Any] = []
+    results: list[Any] = []
+    offset = 0
+    for part in sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1])):
+        part_configs = _log_lines(part, "configs.json")
+        for cid, config, info in part_configs:
+            configs.append([[cid[0] + offset, *cid[1:]], config, info])
+        for cid, budget, stamps, result, exc in _log_lines(part, "results.json"):
+            results.append([[cid[0] + offset, *cid[1:]], budget, stamps, result, exc])
+        offset += 1 + max((c[0][0] for c in part_configs), default=-1)
+    return configs, results
+
+
+def _previous_result(parts: list[Path], max_budget: float, hpres: Any) -> tuple[Any, int]:
+    """hpbandster Result of all earlier parts (for warm-starting) and how many iterations reached max_budget."""
+    configs, results = _merged_logs(parts[0].parent)
+    if not results:
+        return None, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, rows in (("configs.json", configs), ("results.json", results)):
+            Path(tmp, name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        previous = hpres.logged_results_to_HBS_result(tmp)
+    done = {tuple(r[0])[0] for r in results if r[1] >= max_budget and r[3] is not None}
+    return previous, len(done)
+
+
+def read_trials(run_dir: Path) -> list[Trial]:
+    """Every logged evaluation of a run directory (all parts), as builtins."""
+    configs, results = _merged_logs(run_dir)
+    by_id = {tuple(cid): config for cid, config, _ in configs}
+    return [Trial(config_id=tuple(cid), config=to_builtins(by_id[tuple(cid)]), budget=float(budget),
+                  loss=None if result is None else float(result["loss"]),
+                  info=to_builtins((result or {}).get("info") or {"error": str(exc)}))
+            for cid, budget, _, result, exc in results]
 
 
 def _wait_for_workers(bohb: Any, n_workers: int, timeout_s: float, procs: list) -> None:
@@ -141,11 +226,3 @@ def _wait_for_workers(bohb: Any, n_workers: int, timeout_s: float, procs: list) 
                                f"within {timeout_s:.0f} s")
         time.sleep(0.5)
         bohb.dispatcher.trigger_discover_worker()  # hpbandster otherwise rediscovers only every 60 s
-
-
-def _trials(result: Any) -> list[Trial]:
-    """hpbandster Result -> Trials with builtin values."""
-    configs = result.get_id2config_mapping()
-    return [Trial(config_id=tuple(r.config_id), config=to_builtins(configs[r.config_id]["config"]),
-                  budget=float(r.budget), loss=None if r.loss is None else float(r.loss),
-                  info=to_builtins(r.info or {})) for r in result.get_all_runs()]

@@ -11,7 +11,8 @@ import ConfigSpace as CS
 import numpy as np
 import pytest
 
-from offline_search.hpb import register_numpy_with_serpent, run_bohb, to_builtins
+from metafeatures.errors import ArtifactError
+from offline_search.hpb import DONE_NAME, read_trials, register_numpy_with_serpent, run_bohb, to_builtins
 
 
 def toy_space() -> CS.ConfigurationSpace:
@@ -39,9 +40,9 @@ def test_real_bohb_with_two_worker_processes(tmp_path):
     best = min((t for t in trials if t.budget == 9.0), key=lambda t: t.loss)
     assert best.loss < 1.0 and best.info == {"budget_seen": 9, "tag": "ok"}
     assert isinstance(best.config["lr"], float)
-    logged = [json.loads(line) for line in (tmp_path / "run" / "results.json").read_text().splitlines()]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "part-0" / "results.json").read_text().splitlines()]
     assert len(logged) == len(trials)
-    assert (tmp_path / "run" / "configs.json").is_file()
+    assert (tmp_path / "run" / "part-0" / "configs.json").is_file() and (tmp_path / "run" / "done.json").is_file()
 
 
 @pytest.mark.timeout(180)
@@ -51,3 +52,29 @@ def test_failures_become_bad_results(tmp_path):
     failed = [t for t in trials if t.info.get("error")]
     assert failed and all(t.loss == float("inf") and "simulated out of memory" in t.info["error"] for t in failed)
     assert any(t.loss is not None and np.isfinite(t.loss) for t in trials)
+
+
+def _key(trial):
+    return (round(trial.config["lr"], 12), round(trial.config["dropout"], 12), trial.budget)
+
+
+@pytest.mark.timeout(240)
+def test_finished_run_is_a_noop_and_a_killed_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    kwargs = dict(min_budget=1, max_budget=9, eta=3, n_workers=2)
+    first = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=1, **kwargs)
+    again = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=1, **kwargs)
+    assert again == first and not (run / "part-1").exists()  # finished: nothing re-run
+    (run / DONE_NAME).unlink()  # as if the rebuild had been killed after its first iteration
+    with pytest.raises(ArtifactError, match="resume it or overwrite it"):
+        run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=3, **kwargs)
+    resumed = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=3,
+                       resume=True, **kwargs)
+    new = resumed[len(first):]
+    assert resumed[: len(first)] == first and new
+    assert not {_key(t) for t in first} & {_key(t) for t in new}  # no finished evaluation was redone
+    iterations = {t.config_id[0] for t in resumed}
+    assert len(iterations) == 3 and read_trials(run) == resumed
+    fresh = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=1,
+                     overwrite=True, **kwargs)
+    assert len(fresh) == len(first) and not (run / "part-1").exists()
