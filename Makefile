@@ -26,7 +26,7 @@ run: $(DEMO)/.README.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy metafeatures metarec finetune offline_search
+	$(BIN)/mypy metafeatures metarec finetune offline_search portfolio
 
 test: lint
 	$(BIN)/pytest -q

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from metafeatures.datasets import Dataset
 from metafeatures.errors import ConfigError, DatasetError, UnreadableImageError
 from metafeatures.images import adaptive_size, resize_rgb
-from metafeatures.paths import cache_dir
+from metafeatures.paths import atomic_savez, cache_dir
 from metafeatures.summary import content_hash
 
 
@@ -96,10 +96,7 @@ def prepare(ds: Dataset, input_size: str | int = "adaptive", max_edge: int = 128
         x_train, kept_train = _decode(ds, train_idx, size, progress, "train")
         x_test, kept_test = _decode(ds, test_idx, size, progress, "test")
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial.npz")
-            np.savez(tmp, x_train=x_train, i_train=kept_train, x_test=x_test, i_test=kept_test)
-            tmp.replace(path)
+            atomic_savez(path, x_train=x_train, i_train=kept_train, x_test=x_test, i_test=kept_test)
     labels = ds.labels
     _check_split(ds, labels[kept_train], labels[kept_test])
     classes = sorted(str(c) for c in set(labels[kept_train]))

@@ -13,7 +13,6 @@ from ConfigSpace import (
     EqualsCondition,
     Float,
     Integer,
-    OrdinalHyperparameter,
 )
 
 from finetune.config import FinetuneConfig
@@ -74,10 +73,11 @@ def build_search_space(
             Categorical("pretrained", pretrained_choices, default=pretrained_default),
             Categorical("optimizer", ["adam", "sgd"], default=defaults.optimizer),
             Categorical("strategy", strategy_choices, default=strategy_default),
-            OrdinalHyperparameter("batch_size", list(BATCH_SIZES), default_value=defaults.batch_size),
+            # hpbandster's BOHB refuses ordinal hyperparameters: batch size is a categorical of ints
+            Categorical("batch_size", list(BATCH_SIZES), default=defaults.batch_size),
             Float("lr", LR_RANGE, log=True, default=defaults.lr),
             Float("dropout", DROPOUT_RANGE, default=defaults.dropout),
-            OrdinalHyperparameter("head_layers", list(HEAD_LAYERS), default_value=defaults.head_layers),
+            Integer("head_layers", (min(HEAD_LAYERS), max(HEAD_LAYERS)), default=defaults.head_layers),
         ]
     )
     if "last_k" in strategy_choices:

@@ -22,7 +22,7 @@ from metafeatures.backbones import get_backbone, load_backbone
 from metafeatures.datasets import Dataset, iter_sample_batches
 from metafeatures.errors import ArtifactError, SpecMismatchError
 from metafeatures.images import resize_rgb
-from metafeatures.paths import cache_dir
+from metafeatures.paths import atomic_savez, cache_dir
 
 SPEC_VERSION = 1
 FINGERPRINT_FORMAT_VERSION = 1
@@ -91,11 +91,8 @@ class Fingerprints:
         """Write one ``.npz`` (no pickles): arrays plus a JSON ``__meta__`` entry."""
         meta = {"format_version": FINGERPRINT_FORMAT_VERSION, "dataset": self.dataset,
                 "content_hash": self.content_hash, "spec": self.spec.to_dict(), "provenance": self.provenance}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, features=self.features, indices=self.indices, labels=self.labels.astype(str),
-                 __meta__=np.array(json.dumps(meta)))
-        tmp.replace(path)
+        atomic_savez(path, features=self.features, indices=self.indices, labels=self.labels.astype(str),
+                     __meta__=np.array(json.dumps(meta)))
 
     @classmethod
     def load(cls, path: Path, expected_spec: FingerprintSpec | None = None) -> Fingerprints:
@@ -183,10 +180,7 @@ class Fingerprinter:
                 bar.update(len(idx))
         indices, stacked = np.asarray(chosen, dtype=np.int64), np.stack(pixels)
         if use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial.npz")
-            np.savez(tmp, indices=indices, pixels=stacked)
-            tmp.replace(path)
+            atomic_savez(path, indices=indices, pixels=stacked)
         return indices, stacked
 
     def fingerprint(self, ds: Dataset, content_hash: str, n_samples: int = 512, seed: int = 0,

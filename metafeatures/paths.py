@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
@@ -33,3 +35,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def atomic_savez(path: Path, **arrays: Any) -> Path:
+    """``np.savez`` to a private temporary name, then rename: concurrent writers (BOHB workers sharing a
+    cache) never see or clobber a half-written file."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial.npz")
+    try:
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -26,6 +26,8 @@ import numpy as np
 from metafeatures.errors import ArtifactError
 
 Objective = Callable[..., dict[str, Any]]
+# Loss reported for an evaluation that raised: worse than any score in [-1, 1] (BOHB's KDE needs finite losses).
+FAILED_LOSS = 2.0
 
 
 def register_numpy_with_serpent() -> None:
@@ -75,7 +77,7 @@ def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_i
                 out = objective(to_builtins(config), float(budget), **objective_kwargs)
                 return {"loss": float(out["loss"]), "info": to_builtins(out.get("info", {}))}
             except Exception as exc:  # noqa: BLE001 - reported to BOHB, see docstring
-                return {"loss": float("inf"), "info": {"error": f"{type(exc).__name__}: {exc}"}}
+                return {"loss": FAILED_LOSS, "info": {"error": f"{type(exc).__name__}: {exc}"}}
 
     return ObjectiveWorker(run_id=run_id, nameserver=host, nameserver_port=port, id=worker_id,
                            logger=logging.getLogger(f"metarec.bohb.worker{worker_id}"))
@@ -152,7 +154,7 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
                          daemon=True) for i in range(n_workers)]
     for proc in procs:
         proc.start()
-    logger = hpres.json_result_logger(directory=str(part), overwrite=True)
+    logger = _builtin_logger(hpres)(directory=str(part), overwrite=True)
     bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
                     min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
                     previous_result=previous, logger=logging.getLogger("metarec.bohb.master"))
@@ -166,6 +168,17 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()
+
+
+def _builtin_logger(hpres: Any) -> Any:
+    """hpbandster's json logger, with configs cast to builtins (ConfigSpace hands out numpy scalars, which
+    json cannot write; the unpatched logger then kills the master thread and the run hangs)."""
+
+    class BuiltinJsonLogger(hpres.json_result_logger):  # type: ignore[misc,name-defined]
+        def new_config(self, config_id: Any, config: Any, config_info: Any) -> None:
+            super().new_config(tuple(to_builtins(config_id)), to_builtins(config), to_builtins(config_info))
+
+    return BuiltinJsonLogger
 
 
 def _log_lines(part: Path, name: str) -> list[Any]:

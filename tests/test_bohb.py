@@ -50,7 +50,7 @@ def test_failures_become_bad_results(tmp_path):
     trials = run_bohb(toy_space(), "tests.fixtures.objectives:sometimes_fails", tmp_path / "run", "fails",
                       min_budget=1, max_budget=3, n_iterations=2, eta=3, n_workers=2)
     failed = [t for t in trials if t.info.get("error")]
-    assert failed and all(t.loss == float("inf") and "simulated out of memory" in t.info["error"] for t in failed)
+    assert failed and all(t.loss == 2.0 and "simulated out of memory" in t.info["error"] for t in failed)
     assert any(t.loss is not None and np.isfinite(t.loss) for t in trials)
 
 
@@ -78,3 +78,21 @@ def test_finished_run_is_a_noop_and_a_killed_run_resumes(tmp_path):
     fresh = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "r1", n_iterations=1,
                      overwrite=True, **kwargs)
     assert len(fresh) == len(first) and not (run / "part-1").exists()
+
+
+@pytest.mark.timeout(300)
+def test_bohb_on_a_tiny_real_finetune(tmp_path):
+    """Two worker processes fine-tune lenet configurations on a real (tiny) image dataset."""
+    from finetune.space import build_search_space
+    from tests.fixtures.factories import make_image_folder
+
+    data = make_image_folder(tmp_path / "ds", {"r": 12, "g": 12, "b": 12}, size=(16, 16))
+    space = build_search_space(backbones=("lenet",), pretrained=("none",), strategies=("full",))
+    trials = run_bohb(space, "offline_search.objective:finetune_objective", tmp_path / "run", "ft",
+                      min_budget=1, max_budget=3, n_iterations=1, eta=3, n_workers=2,
+                      objective_kwargs={"dataset": str(data), "budget_kind": "epochs", "score": "final_nauc",
+                                        "base": {"input_size": 16, "head_width": 32}})
+    assert {t.budget for t in trials} == {1.0, 3.0} and len(trials) >= 4
+    assert all("error" not in t.info for t in trials), [t.info for t in trials]  # incl. concurrent cache writes
+    assert all(-1.0 <= t.loss <= 1.0 and t.info["status"] == "completed" for t in trials)
+    assert all(t.info["final_nauc"] == pytest.approx(-t.loss) for t in trials)

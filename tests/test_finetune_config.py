@@ -150,7 +150,7 @@ def test_space_shape(space):
     names = set(space.keys())
     assert names == {"backbone", "pretrained", "optimizer", "strategy", "batch_size", "lr", "dropout",
                      "head_layers", "last_k"}
-    assert list(space["batch_size"].sequence) == [16, 32, 64, 128]
+    assert list(space["batch_size"].choices) == [16, 32, 64, 128]
     assert (space["lr"].lower, space["lr"].upper, space["lr"].log) == (1e-5, 0.5, True)
     assert (space["dropout"].lower, space["dropout"].upper) == (0.01, 0.99)
     assert (space["last_k"].lower, space["last_k"].upper) == (1, 4)
