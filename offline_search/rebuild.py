@@ -1,0 +1,156 @@
+"""The offline rebuild: BOHB per dataset → incumbents → performance matrix → matchers → portfolio directory.
+
+Every expensive step is recorded under a work directory named by the scenario, so a killed rebuild
+resumes: finished BOHB iterations are not run again and finished matrix cells are read back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finetune.config import FinetuneConfig
+from finetune.space import build_search_space
+from metafeatures.datasets import Dataset, open_collection
+from metafeatures.errors import MetarecError
+from metafeatures.fingerprint import Fingerprinter, Fingerprints
+from metafeatures.matchers import get_matcher
+from metafeatures.summary import DatasetSummary, summarize
+from offline_search.hpb import Trial, run_bohb
+from offline_search.objective import finetune_objective
+from offline_search.scenario import SearchScenario
+from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
+from portfolio.selection import PerformanceMatrix
+
+OBJECTIVE = "offline_search.objective:finetune_objective"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RebuildOptions:
+    """What to rebuild from and how: the collection, the scenario, workers, fingerprints, matchers."""
+
+    collection: Path
+    out: Path
+    scenario: SearchScenario = field(default_factory=SearchScenario)
+    work_dir: Path | None = None
+    n_workers: int = 2
+    resume: bool = False
+    overwrite: bool = False
+    fingerprint_backbone: str = "mobilenet_v2"
+    fingerprint_weights: str = "imagenet"
+    fingerprint_resolution: int = 64
+    n_samples: int = 512
+    matchers: tuple[str, ...] = ("kmeans", "mlp", "moments")
+    base_config: dict[str, Any] = field(default_factory=dict)
+    on_progress: Progress | None = None
+
+    def work(self) -> Path:
+        """Where run logs, matrix cells and fingerprints live: beside the output, named by the scenario."""
+        root = self.work_dir or self.out.parent / f".{self.out.name}.work"
+        return self.scenario.run_dir(root)
+
+
+def incumbent(trials: list[Trial]) -> Trial:
+    """The best trial at the largest budget that has a finite loss (BOHB's incumbent)."""
+    finite = [t for t in trials if t.loss is not None and math.isfinite(t.loss) and "error" not in t.info]
+    if not finite:
+        raise MetarecError("every BOHB evaluation failed; see the run log for the reasons")
+    top = max(t.budget for t in finite)
+    return min((t for t in finite if t.budget == top), key=lambda t: t.loss)  # type: ignore[arg-type,return-value]
+
+
+def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
+    """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
+    sc = opts.scenario
+    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed)
+    best: list[Trial] = []
+    for k in range(sc.n_runs):
+        trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
+                          min_budget=sc.min_budget, max_budget=sc.max_budget, n_iterations=sc.n_iterations,
+                          eta=sc.eta, n_workers=opts.n_workers, seed=sc.seed + k, resume=opts.resume,
+                          objective_kwargs=_objective_kwargs(ds, opts))
+        best.append(incumbent(trials))
+    return min(best, key=lambda t: t.loss)  # type: ignore[arg-type,return-value]
+
+
+def _objective_kwargs(ds: Dataset, opts: RebuildOptions) -> dict[str, Any]:
+    """Arguments of the fine-tune objective for one dataset."""
+    return {"dataset": str(ds.root), "budget_kind": opts.scenario.budget_kind, "score": opts.scenario.score,
+            "base": {"seed": opts.scenario.seed, **opts.base_config}}
+
+
+def performance_matrix(incumbents: dict[str, dict[str, Any]], datasets: dict[str, Dataset],
+                       opts: RebuildOptions) -> PerformanceMatrix:
+    """Every incumbent evaluated on every dataset at the maximum budget; cells are cached for resume."""
+    cells_path = opts.work() / "matrix_cells.json"
+    cells: dict[str, float | None] = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+    names = sorted(datasets)
+    scores = np.full((len(names), len(names)), np.nan)
+    for i, source in enumerate(names):
+        for j, target in enumerate(names):
+            key = f"{source}->{target}"
+            if key not in cells:
+                _say(opts, f"evaluate incumbent of {source} on {target}")
+                out = finetune_objective(incumbents[source], opts.scenario.max_budget,
+                                         **_objective_kwargs(datasets[target], opts))
+                cells[key] = None if "error" in out["info"] else -float(out["loss"])
+                cells_path.write_text(json.dumps(cells, indent=1, sort_keys=True))
+            value = cells[key]
+            scores[i, j] = np.nan if value is None else value
+    return PerformanceMatrix(configs=tuple(names), datasets=tuple(names), scores=scores)
+
+
+def fit_matchers(fingerprints: dict[str, Fingerprints], names: tuple[str, ...]) -> dict[str, Any]:
+    """Fit each matcher on all known datasets' fingerprints (labels = dataset names)."""
+    x = np.concatenate([fp.features for fp in fingerprints.values()])
+    y = np.concatenate([[name] * len(fp.features) for name, fp in fingerprints.items()])
+    return {name: get_matcher(name).fit(x, y) for name in names}
+
+
+def rebuild(opts: RebuildOptions) -> Path:
+    """Run the whole offline job and write the portfolio directory ``opts.out``."""
+    datasets = open_collection(opts.collection)
+    if opts.overwrite and opts.work().exists():
+        shutil.rmtree(opts.work())
+    opts.work().mkdir(parents=True, exist_ok=True)
+    opts.scenario.save(opts.work())
+    summaries: dict[str, DatasetSummary] = {}
+    incumbents: dict[str, dict[str, Any]] = {}
+    scores: dict[str, float] = {}
+    for name, ds in datasets.items():
+        summaries[name] = summarize(ds)
+        _say(opts, f"BOHB on {name} ({summaries[name].n_items} images)")
+        best = search_dataset(name, ds, opts)
+        incumbents[name] = best.config
+        scores[name] = -float(best.loss)  # type: ignore[arg-type]
+    matrix = performance_matrix(incumbents, datasets, opts)
+    _say(opts, "fingerprints and matchers")
+    fpr = Fingerprinter(opts.fingerprint_backbone, opts.fingerprint_weights, resolution=opts.fingerprint_resolution,
+                        seed=opts.scenario.seed)
+    fps = {name: fpr.fingerprint(ds, summaries[name].content_hash, n_samples=opts.n_samples, seed=opts.scenario.seed)
+           for name, ds in datasets.items()}
+    matchers = fit_matchers(fps, opts.matchers)
+    base = {"seed": opts.scenario.seed, **opts.base_config}
+    entries = [PortfolioEntry.from_objects(summaries[n], FinetuneConfig.from_configspace(incumbents[n], base=base),
+                                           scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)
+               for n in sorted(datasets)]
+    portfolio = build_portfolio(entries=entries, matrix=matrix, fingerprint_spec=fpr.spec,
+                                config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained),
+                                matcher_names=opts.matchers, scenario=opts.scenario.to_dict())
+    path = save_portfolio(portfolio, opts.out, matchers, overwrite=opts.overwrite or opts.resume)
+    _say(opts, f"portfolio {portfolio.version} written to {path}")
+    return path
+
+
+def _say(opts: RebuildOptions, message: str) -> None:
+    """Report progress to the caller (the CLI prints it)."""
+    if opts.on_progress is not None:
+        opts.on_progress(message)

@@ -1,0 +1,50 @@
+"""The offline rebuild end to end on two tiny datasets: real BOHB, real fine-tunes, a loadable portfolio."""
+
+from __future__ import annotations
+
+import pytest
+
+from metafeatures.datasets import open_dataset
+from metafeatures.fingerprint import Fingerprinter
+from metafeatures.summary import content_hash
+from offline_search.rebuild import RebuildOptions, rebuild
+from offline_search.scenario import SearchScenario
+from portfolio.artifact import load_portfolio
+from portfolio.recommender import Recommender
+from tests.fixtures.factories import make_image_folder, make_npz
+
+
+@pytest.mark.timeout(600)
+def test_rebuild_resume_and_recommend(tmp_path):
+    col = tmp_path / "col"
+    make_image_folder(col / "tinted", {"r": 12, "g": 12, "b": 12}, size=(16, 16))
+    make_npz(col / "noise.npz", n=36, shape=(12, 12), n_classes=2)
+    scenario = SearchScenario(n_iterations=2, min_budget=1, max_budget=1, backbones=("lenet",),
+                              pretrained=("none",))
+    messages: list[str] = []
+    opts = RebuildOptions(collection=col, out=tmp_path / "portfolio", scenario=scenario, n_workers=2,
+                          fingerprint_backbone="resnet18", fingerprint_weights="random", fingerprint_resolution=32,
+                          n_samples=24, matchers=("kmeans", "mlp"), base_config={"input_size": 16, "head_width": 32},
+                          on_progress=messages.append)
+    path = rebuild(opts)
+    loaded = load_portfolio(path)
+    assert sorted(loaded.portfolio.datasets) == ["noise", "tinted"]
+    assert loaded.matrix.shape == (2, 2) and set(loaded.portfolio.reduced_portfolio) <= {"noise", "tinted"}
+    assert (path / "portfolio.json").is_file() and any(p.suffix == ".png" for p in path.iterdir())
+
+    # a second run resumes: no BOHB evaluation and no matrix cell is computed again
+    cells = (opts.work() / "matrix_cells.json").read_text()
+    parts = sorted(p.name for p in opts.work().rglob("part-*"))
+    messages.clear()
+    opts.resume = True
+    rebuild(opts)
+    assert sorted(p.name for p in opts.work().rglob("part-*")) == parts
+    assert (opts.work() / "matrix_cells.json").read_text() == cells
+    assert not [m for m in messages if m.startswith("evaluate incumbent")]
+
+    # the recommender names a known dataset from its own fingerprints
+    fpr = Fingerprinter("resnet18", "random", resolution=32)
+    ds = open_dataset(col / "tinted")
+    features = fpr.fingerprint(ds, content_hash(ds), n_samples=24).features
+    rec = Recommender(load_portfolio(path), matcher="mlp").recommend(features)
+    assert rec.best_match == "tinted" and rec.configuration["backbone"] == "lenet"
