@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from metarec import __version__
-from metarec.commands import datasets, finetune, fingerprint, matchers, weights, zoo
+from metarec.commands import datasets, finetune, fingerprint, matchers, portfolio, rebuild, weights, zoo
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, zoo, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, portfolio, zoo, weights)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

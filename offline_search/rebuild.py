@@ -49,6 +49,7 @@ class RebuildOptions:
     fingerprint_resolution: int = 64
     n_samples: int = 512
     matchers: tuple[str, ...] = ("kmeans", "mlp", "moments")
+    datasets: tuple[str, ...] | None = None
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
 
@@ -118,6 +119,11 @@ def fit_matchers(fingerprints: dict[str, Fingerprints], names: tuple[str, ...]) 
 def rebuild(opts: RebuildOptions) -> Path:
     """Run the whole offline job and write the portfolio directory ``opts.out``."""
     datasets = open_collection(opts.collection)
+    if opts.datasets:
+        missing = sorted(set(opts.datasets) - set(datasets))
+        if missing:
+            raise MetarecError(f"{opts.collection} has no dataset(s) {missing}; it has {sorted(datasets)}")
+        datasets = {n: datasets[n] for n in opts.datasets}
     if opts.overwrite and opts.work().exists():
         shutil.rmtree(opts.work())
     opts.work().mkdir(parents=True, exist_ok=True)

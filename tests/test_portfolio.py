@@ -11,18 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.config import FinetuneConfig
-from finetune.space import build_search_space
 from metafeatures.errors import ArtifactError, ConfigError, OutputExistsError, SpecMismatchError
 from metafeatures.fingerprint import FingerprintSpec
-from metafeatures.matchers import KMeansVoteMatcher, MLPVoteMatcher, save_matcher
-from metafeatures.summary import DatasetSummary
+from metafeatures.matchers import save_matcher
 from portfolio import (
     PORTFOLIO_FORMAT_VERSION,
     PerformanceMatrix,
-    PortfolioEntry,
     Recommender,
-    build_portfolio,
     choose_reduced,
     greedy_reduced_portfolio,
     load_portfolio,
@@ -38,15 +33,14 @@ from portfolio.artifact import (
 )
 from portfolio.figures import plot_performance_matrix, plot_portfolio_curve
 from portfolio.selection import FAILED_SCORE, portfolio_stats
+from tests.fixtures import portfolios as fixtures
+from tests.fixtures.portfolios import SCORES, make_portfolio
 
-# Hand-made 3×3 matrix (rows: incumbent of a/b/c; columns: datasets a/b/c).
+# Hand-made 3×3 matrix SCORES (tests/fixtures/portfolios.py; rows: incumbent of a/b/c; columns: datasets a/b/c).
 #   m=1: a -> 0.5(0.2+0.5333)=0.3667, b -> 0.5(0.3+0.5667)=0.4333, c -> 0.5(0.5+0.7)=0.6        => pick c
 #   m=2: c+a -> best [.9,.7,.9]: 0.5(0.7+0.8333)=0.7667; c+b -> [.6,.8,.9]: 0.5(0.6+0.7667)=0.6833 => pick a
 #   m=3: [.9,.8,.9]: 0.5(0.8+0.8667)=0.8333
 NAMES = ("a", "b", "c")
-SCORES = np.array([[0.9, 0.5, 0.2],
-                   [0.6, 0.8, 0.3],
-                   [0.5, 0.7, 0.9]])
 DIM = 16
 
 
@@ -145,20 +139,8 @@ SPEC = FingerprintSpec(backbone="resnet18", weights="random:seed0", weights_sha2
                        feature_dim=DIM)
 OTHER_SPEC = FingerprintSpec(backbone="resnet18", weights="random:seed1", weights_sha256="cd" * 32, resolution=32,
                              feature_dim=DIM)
-CONFIGS = {
-    "a": FinetuneConfig(),
-    "b": FinetuneConfig(backbone="resnet18", pretrained="none", optimizer="sgd", lr=0.01, batch_size=64),
-    "c": FinetuneConfig(backbone="efficientnet_b0", strategy="last_k", last_k=2, lr=3e-4, dropout=0.5,
-                        head_layers=1),
-}
+CONFIGS = dict(zip(NAMES, fixtures.INCUMBENTS, strict=True))
 CENTRES = np.random.default_rng(0).normal(0.0, 3.0, size=(3, DIM))
-
-
-def summary(name: str) -> DatasetSummary:
-    return DatasetSummary(name=name, layout="folder", n_items=40, n_classes=2, class_counts={"x": 20, "y": 20},
-                          split_counts={"train": 40}, mean_height=32.0, mean_width=32.0, std_height=0.0,
-                          std_width=0.0, min_height=32, max_height=32, min_width=32, max_width=32, channels=3,
-                          target_size=(32, 32), content_hash=f"hash-of-{name}", skipped=0, skipped_files=[])
 
 
 def features(dataset: str, n: int, seed: int) -> np.ndarray:
@@ -167,21 +149,12 @@ def features(dataset: str, n: int, seed: int) -> np.ndarray:
 
 
 def fit_matchers(datasets: tuple[str, ...] = NAMES) -> dict:
-    X = np.concatenate([features(d, 60, seed=i) for i, d in enumerate(datasets)])
-    y = np.repeat(list(datasets), 60)
-    return {
-        "mlp": MLPVoteMatcher(hidden=16, max_epochs=5, lr=0.01).fit(X, y),
-        "kmeans": KMeansVoteMatcher(n_clusters=4, n_init=1).fit(X, y),
-    }
+    return fixtures.fit_matchers({d: features(d, 60, seed=i) for i, d in enumerate(datasets)})
 
 
 @pytest.fixture(scope="module")
 def built():
-    entries = [PortfolioEntry.from_objects(summary(d), CONFIGS[d], score=float(SCORES[i, i]), budget=9.0,
-                                           budget_kind="epochs") for i, d in enumerate(NAMES)]
-    portfolio = build_portfolio(entries=entries, matrix=hand_matrix(), fingerprint_spec=SPEC,
-                                config_space=build_search_space(), matcher_names=["mlp", "kmeans"],
-                                scenario={"n_runs": 1}, reduced_tolerance=0.1)
+    portfolio = make_portfolio([fixtures.fake_summary(d) for d in NAMES], SPEC, matcher_names=["mlp", "kmeans"])
     return portfolio, fit_matchers()
 
 

@@ -48,3 +48,25 @@ def test_rebuild_resume_and_recommend(tmp_path):
     features = fpr.fingerprint(ds, content_hash(ds), n_samples=24).features
     rec = Recommender(load_portfolio(path), matcher="mlp").recommend(features)
     assert rec.best_match == "tinted" and rec.configuration["backbone"] == "lenet"
+
+
+@pytest.mark.timeout(600)
+def test_rebuild_command(tmp_path, capsys):
+    import json
+
+    from metarec.cli import main
+
+    col = tmp_path / "col"
+    make_image_folder(col / "a", {"r": 10, "g": 10}, size=(16, 16))
+    make_image_folder(col / "b", {"x": 10, "y": 10}, size=(24, 24), grey=True, seed=3)
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"input_size": 16, "head_width": 32}))
+    argv = ["rebuild", "--collection", str(col), "--out", str(tmp_path / "pf"), "--n-iterations", "1",
+            "--min-budget", "1", "--max-budget", "1", "--backbones", "lenet", "--pretrained", "none",
+            "--fingerprint-backbone", "resnet18", "--fingerprint-weights", "random", "--fingerprint-resolution", "32",
+            "--n-samples", "16", "--base-config", str(base), "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["datasets"] == ["a", "b"] and out["version"].startswith("demo-")
+    assert main(["rebuild", "--collection", str(col), "--out", str(tmp_path / "pf2"), "--datasets", "a,zz"]) == 2
+    assert "no dataset(s) ['zz']" in capsys.readouterr().err
