@@ -103,6 +103,28 @@ class Trial:
 
 
 DONE_NAME = "done.json"
+TASK_NAME = "worker.json"
+
+
+def write_task(path: Path, host: str, port: int, run_id: str, objective_ref: str,
+               objective_kwargs: dict[str, Any]) -> Path:
+    """What a remote worker needs to join a run: nameserver address, run id, objective and its arguments."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"nameserver": host, "port": port, "run_id": run_id, "objective": objective_ref,
+                                "kwargs": to_builtins(objective_kwargs)}, indent=2))
+    return path
+
+
+def run_worker_from_task(task: Path, nameserver: str | None = None, run_id: str | None = None,
+                         worker_id: int = 0) -> None:
+    """Join a running BOHB master described by a task file (``--nameserver HOST:PORT`` and ``--run-id``
+    override what the file says); serve until the master shuts its workers down."""
+    data = json.loads(task.read_text())
+    host, port = data["nameserver"], int(data["port"])
+    if nameserver:
+        host, _, port_text = nameserver.rpartition(":")
+        port = int(port_text)
+    worker_main(data["objective"], run_id or data["run_id"], host, port, worker_id, data["kwargs"])
 
 
 def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_budget: float, max_budget: float,
@@ -149,6 +171,9 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
     np.random.seed(seed)  # hpbandster's KDE sampling draws from numpy's global generator
     ns = hpns.NameServer(run_id=run_id, host=host, port=port)
     ns_host, ns_port = ns.start()
+    write_task(part.parent / TASK_NAME, ns_host, ns_port, run_id, objective_ref, objective_kwargs)
+    logging.getLogger("metarec.bohb").info("BOHB nameserver %s:%s run %s; remote workers: metarec search worker "
+                                           "--task %s", ns_host, ns_port, run_id, part.parent / TASK_NAME)
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
                          daemon=True) for i in range(n_workers)]
@@ -159,7 +184,8 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
                     min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
                     previous_result=previous, logger=logging.getLogger("metarec.bohb.master"))
     try:
-        _wait_for_workers(bohb, n_workers, timeout_s, procs)
+        if n_workers:
+            _wait_for_workers(bohb, n_workers, timeout_s, procs)
         bohb.run(n_iterations=n_iterations, min_n_workers=max(1, n_workers))
     finally:
         bohb.shutdown(shutdown_workers=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class RebuildOptions:
     scenario: SearchScenario = field(default_factory=SearchScenario)
     work_dir: Path | None = None
     n_workers: int = 2
+    nameserver_host: str = "127.0.0.1"
+    nameserver_port: int = 0
     resume: bool = False
     overwrite: bool = False
     fingerprint_backbone: str = "mobilenet_v2"
@@ -68,6 +71,11 @@ def incumbent(trials: list[Trial]) -> Trial:
     return min((t for t in finite if t.budget == top), key=lambda t: t.loss)  # type: ignore[arg-type,return-value]
 
 
+def dataset_seed(seed: int, name: str) -> int:
+    """A per-dataset BOHB seed: with one seed for all, every dataset would start from the same samples."""
+    return (seed + zlib.crc32(name.encode())) % (2**31)
+
+
 def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
     """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
     sc = opts.scenario
@@ -76,7 +84,8 @@ def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
     for k in range(sc.n_runs):
         trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
                           min_budget=sc.min_budget, max_budget=sc.max_budget, n_iterations=sc.n_iterations,
-                          eta=sc.eta, n_workers=opts.n_workers, seed=sc.seed + k, resume=opts.resume,
+                          eta=sc.eta, n_workers=opts.n_workers, host=opts.nameserver_host,
+                          port=opts.nameserver_port, seed=dataset_seed(sc.seed, name) + k, resume=opts.resume,
                           objective_kwargs=_objective_kwargs(ds, opts))
         best.append(incumbent(trials))
     return min(best, key=lambda t: t.loss)  # type: ignore[arg-type,return-value]

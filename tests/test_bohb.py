@@ -96,3 +96,33 @@ def test_bohb_on_a_tiny_real_finetune(tmp_path):
     assert all("error" not in t.info for t in trials), [t.info for t in trials]  # incl. concurrent cache writes
     assert all(-1.0 <= t.loss <= 1.0 and t.info["status"] == "completed" for t in trials)
     assert all(t.info["final_nauc"] == pytest.approx(-t.loss) for t in trials)
+
+
+@pytest.mark.timeout(240)
+def test_remote_workers_join_through_the_cli(tmp_path):
+    """The master runs without local workers; two `metarec search worker` processes join on loopback."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    run = tmp_path / "run"
+    out: dict = {}
+
+    def master() -> None:
+        out["trials"] = run_bohb(toy_space(), "tests.fixtures.objectives:quadratic", run, "remote", min_budget=1,
+                                 max_budget=3, n_iterations=2, eta=3, n_workers=0)
+
+    thread = threading.Thread(target=master, daemon=True)
+    thread.start()
+    task = run / "worker.json"
+    deadline = time.monotonic() + 60
+    while not task.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert json.loads(task.read_text())["run_id"] == "remote"
+    workers = [subprocess.Popen([sys.executable, "-m", "metarec.cli", "search", "worker", "--task", str(task),
+                                 "--worker-id", str(i)]) for i in range(2)]
+    thread.join(timeout=180)
+    for w in workers:
+        assert w.wait(timeout=60) == 0  # workers exit cleanly when the master shuts them down
+    assert not thread.is_alive() and len(out["trials"]) >= 6

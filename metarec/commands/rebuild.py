@@ -32,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbones", type=_names, default=None, help="backbones in the search space")
     p.add_argument("--pretrained", type=_names, default=None, help="pretrained sources in the search space")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--workers", type=int, default=2, help="local BOHB worker processes")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local BOHB worker processes; 0: only the master, remote workers join with "
+                        "`metarec search worker --task WORK_DIR/<dataset>/bohb-K/worker.json`")
+    p.add_argument("--nameserver-host", default="127.0.0.1", help="interface the nameserver listens on")
+    p.add_argument("--nameserver-port", type=int, default=0, help="nameserver port (0: any free port)")
     p.add_argument("--fingerprint-backbone", default="mobilenet_v2")
     p.add_argument("--fingerprint-weights", default="imagenet")
     p.add_argument("--fingerprint-resolution", type=int, default=64)
@@ -59,6 +63,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     scenario = SearchScenario.from_dict({**SearchScenario().to_dict(), **data, **overrides})
     started = time.perf_counter()
     opts = RebuildOptions(collection=args.collection, out=args.out, scenario=scenario, n_workers=args.workers,
+                          nameserver_host=args.nameserver_host, nameserver_port=args.nameserver_port,
                           resume=args.resume, overwrite=args.overwrite, datasets=args.datasets,
                           fingerprint_backbone=args.fingerprint_backbone,
                           fingerprint_weights=args.fingerprint_weights,
