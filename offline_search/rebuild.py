@@ -25,6 +25,8 @@ from metafeatures.fingerprint import Fingerprinter, Fingerprints
 from metafeatures.matchers import get_matcher
 from metafeatures.summary import DatasetSummary, summarize
 from offline_search.hpb import Trial, run_bohb
+from offline_search.matcher_hpo import OBJECTIVE as MATCHER_OBJECTIVE
+from offline_search.matcher_hpo import matcher_space, save_fingerprint_table
 from offline_search.objective import finetune_objective
 from offline_search.scenario import SearchScenario
 from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
@@ -53,6 +55,8 @@ class RebuildOptions:
     n_samples: int = 512
     matchers: tuple[str, ...] = ("kmeans", "mlp", "moments")
     datasets: tuple[str, ...] | None = None
+    matcher_hpo_iterations: int = 0
+    matcher_test_batch_size: int = 64
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
 
@@ -118,11 +122,26 @@ def performance_matrix(incumbents: dict[str, dict[str, Any]], datasets: dict[str
     return PerformanceMatrix(configs=tuple(names), datasets=tuple(names), scores=scores)
 
 
-def fit_matchers(fingerprints: dict[str, Fingerprints], names: tuple[str, ...]) -> dict[str, Any]:
-    """Fit each matcher on all known datasets' fingerprints (labels = dataset names)."""
+def fit_matchers(fingerprints: dict[str, Fingerprints], opts: RebuildOptions) -> dict[str, Any]:
+    """Fit each matcher on all known datasets' fingerprints (labels = dataset names), with hyperparameters
+    tuned by BOHB on held-out identification accuracy when ``matcher_hpo_iterations`` > 0."""
     x = np.concatenate([fp.features for fp in fingerprints.values()])
     y = np.concatenate([[name] * len(fp.features) for name, fp in fingerprints.items()])
-    return {name: get_matcher(name).fit(x, y) for name in names}
+    params: dict[str, dict[str, Any]] = {}
+    if opts.matcher_hpo_iterations > 0:
+        work = opts.work() / "matchers"
+        table = save_fingerprint_table(work / "fingerprints.npz", x, y)
+        for name in opts.matchers:
+            _say(opts, f"BOHB on the {name} matcher's hyperparameters")
+            trials = run_bohb(matcher_space(name, opts.scenario.seed), MATCHER_OBJECTIVE, work / name,
+                              f"matcher-{name}-{opts.scenario.key()}", min_budget=0.25, max_budget=1.0,
+                              n_iterations=opts.matcher_hpo_iterations, eta=2, n_workers=opts.n_workers,
+                              host=opts.nameserver_host, port=opts.nameserver_port, seed=opts.scenario.seed,
+                              resume=opts.resume,
+                              objective_kwargs={"table": str(table), "matcher": name, "seed": opts.scenario.seed,
+                                                "test_batch_size": opts.matcher_test_batch_size})
+            params[name] = incumbent(trials).config
+    return {name: get_matcher(name, **params.get(name, {})).fit(x, y) for name in opts.matchers}
 
 
 def rebuild(opts: RebuildOptions) -> Path:
@@ -152,7 +171,7 @@ def rebuild(opts: RebuildOptions) -> Path:
                         seed=opts.scenario.seed)
     fps = {name: fpr.fingerprint(ds, summaries[name].content_hash, n_samples=opts.n_samples, seed=opts.scenario.seed)
            for name, ds in datasets.items()}
-    matchers = fit_matchers(fps, opts.matchers)
+    matchers = fit_matchers(fps, opts)
     base = {"seed": opts.scenario.seed, **opts.base_config}
     entries = [PortfolioEntry.from_objects(summaries[n], FinetuneConfig.from_configspace(incumbents[n], base=base),
                                            scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)

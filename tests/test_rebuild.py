@@ -64,7 +64,7 @@ def test_rebuild_command(tmp_path, capsys):
     argv = ["rebuild", "--collection", str(col), "--out", str(tmp_path / "pf"), "--n-iterations", "1",
             "--min-budget", "1", "--max-budget", "1", "--backbones", "lenet", "--pretrained", "none",
             "--fingerprint-backbone", "resnet18", "--fingerprint-weights", "random", "--fingerprint-resolution", "32",
-            "--n-samples", "16", "--base-config", str(base), "--json"]
+            "--n-samples", "16", "--base-config", str(base), "--matcher-hpo-iterations", "1", "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["datasets"] == ["a", "b"] and out["version"].startswith("demo-")

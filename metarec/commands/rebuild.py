@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fingerprint-resolution", type=int, default=64)
     p.add_argument("--n-samples", type=int, default=512, help="fingerprinted images per dataset")
     p.add_argument("--matchers", type=_names, default=("kmeans", "mlp"), help="matchers to fit and ship")
+    p.add_argument("--matcher-hpo-iterations", type=int, default=0,
+                   help="BOHB iterations tuning each matcher's hyperparameters (0: defaults)")
+    p.add_argument("--matcher-test-batch-size", type=int, default=64, help="test batch size the matchers are tuned for")
     p.add_argument("--base-config", type=Path, default=None, help="JSON of fixed FinetuneConfig fields")
     p.add_argument("--resume", action="store_true", help="continue an interrupted rebuild")
     p.add_argument("--overwrite", action="store_true", help="discard earlier work and start afresh")
@@ -68,7 +71,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                           fingerprint_backbone=args.fingerprint_backbone,
                           fingerprint_weights=args.fingerprint_weights,
                           fingerprint_resolution=args.fingerprint_resolution, n_samples=args.n_samples,
-                          matchers=args.matchers,
+                          matchers=args.matchers, matcher_hpo_iterations=args.matcher_hpo_iterations,
+                          matcher_test_batch_size=args.matcher_test_batch_size,
                           base_config=json.loads(args.base_config.read_text()) if args.base_config else {},
                           on_progress=lambda m: note(f"[{time.perf_counter() - started:7.1f} s] {m}"))
     path = rebuild(opts)
