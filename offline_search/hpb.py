@@ -100,6 +100,7 @@ class Trial:
     budget: float
     loss: float | None
     info: dict[str, Any]
+    finished: float | None = None  # seconds since the session started (hpbandster's time stamp)
 
 
 DONE_NAME = "done.json"
@@ -130,7 +131,8 @@ def run_worker_from_task(task: Path, nameserver: str | None = None, run_id: str 
 def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_budget: float, max_budget: float,
              n_iterations: int, eta: float = 3.0, n_workers: int = 2, host: str = "127.0.0.1", port: int = 0,
              seed: int = 0, objective_kwargs: dict[str, Any] | None = None, resume: bool = False,
-             overwrite: bool = False, worker_start_timeout_s: float = 60.0) -> list[Trial]:
+             overwrite: bool = False, worker_start_timeout_s: float = 60.0, optimizer: str = "bohb",
+             ) -> list[Trial]:
     """Run ``n_iterations`` BOHB iterations with ``n_workers`` local worker processes; return every trial.
 
     Each session logs with hpbandster's json logger into ``run_dir/part-K``. A finished run (``done.json``)
@@ -139,8 +141,10 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
     """
     import hpbandster.core.nameserver as hpns
     import hpbandster.core.result as hpres
-    from hpbandster.optimizers import BOHB
+    from hpbandster.optimizers import BOHB, RandomSearch
 
+    if optimizer not in ("bohb", "random"):
+        raise ValueError(f"optimizer must be 'bohb' or 'random', got {optimizer!r}")
     parts = sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -157,7 +161,7 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
     if remaining > 0:
         _run_session(space, objective_ref, objective_kwargs or {}, part, run_id, min_budget, max_budget, remaining,
                      eta, n_workers, host, port, seed + len(parts), previous, worker_start_timeout_s, hpns, hpres,
-                     BOHB)
+                     BOHB if optimizer == "bohb" else RandomSearch)
     (run_dir / DONE_NAME).write_text(json.dumps({"n_iterations": n_iterations, "parts": len(parts) + 1}))
     return read_trials(run_dir)
 
@@ -249,8 +253,9 @@ def read_trials(run_dir: Path) -> list[Trial]:
     by_id = {tuple(cid): config for cid, config, _ in configs}
     return [Trial(config_id=tuple(cid), config=to_builtins(by_id[tuple(cid)]), budget=float(budget),
                   loss=None if result is None else float(result["loss"]),
-                  info=to_builtins((result or {}).get("info") or {"error": str(exc)}))
-            for cid, budget, _, result, exc in results]
+                  info=to_builtins((result or {}).get("info") or {"error": str(exc)}),
+                  finished=(stamps or {}).get("finished"))
+            for cid, budget, stamps, result, exc in results]
 
 
 def _wait_for_workers(bohb: Any, n_workers: int, timeout_s: float, procs: list) -> None:
