@@ -21,6 +21,7 @@ from finetune.config import FinetuneConfig
 from finetune.space import build_search_space
 from metafeatures.datasets import Dataset, open_collection
 from metafeatures.errors import MetarecError
+from metafeatures.evaluation import evaluate_matchers, plot_accuracy
 from metafeatures.fingerprint import Fingerprinter, Fingerprints
 from metafeatures.matchers import get_matcher
 from metafeatures.summary import DatasetSummary, summarize
@@ -144,6 +145,20 @@ def fit_matchers(fingerprints: dict[str, Fingerprints], opts: RebuildOptions) ->
     return {name: get_matcher(name, **params.get(name, {})).fit(x, y) for name in opts.matchers}
 
 
+BATCH_SIZES = (1, 8, 32, 64, 128, 256, 512)
+BATCH_CURVE_FIGURE = "batch_size_curve.png"
+
+
+def batch_size_curve(fps: dict[str, Fingerprints], opts: RebuildOptions, matchers: dict[str, Any],
+                     directory: Path) -> Path:
+    """Seed 001 Fig. 5 for this portfolio: identification accuracy of each matcher against the test batch
+    size (fit on half of each dataset's fingerprints, held-out batches), saved beside portfolio.json."""
+    params = {name: m.get_params() for name, m in matchers.items()}  # the portfolio's (tuned) hyperparameters
+    result = evaluate_matchers(fps, BATCH_SIZES, matchers=opts.matchers, seed=opts.scenario.seed, params=params)
+    (directory / "batch_size_curve.json").write_text(json.dumps(result.to_json()["matchers"], indent=1))
+    return plot_accuracy(result, directory / BATCH_CURVE_FIGURE)
+
+
 def rebuild(opts: RebuildOptions) -> Path:
     """Run the whole offline job and write the portfolio directory ``opts.out``."""
     datasets = open_collection(opts.collection)
@@ -180,6 +195,8 @@ def rebuild(opts: RebuildOptions) -> Path:
                                 config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained),
                                 matcher_names=opts.matchers, scenario=opts.scenario.to_dict())
     path = save_portfolio(portfolio, opts.out, matchers, overwrite=opts.overwrite or opts.resume)
+    _say(opts, "batch-size curve of the matchers")
+    batch_size_curve(fps, opts, matchers, path)
     _say(opts, f"portfolio {portfolio.version} written to {path}")
     return path
 
