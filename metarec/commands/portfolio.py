@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 from metarec.commands._common import emit_json, note, show_progress
 
 if TYPE_CHECKING:
-    from metafeatures.fingerprint import FingerprintSpec
     from portfolio.artifact import LoadedPortfolio
 
 PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"
 REBUILD_HINT = "build one with `metarec rebuild --collection DIR --out DIR`"
-_RANDOM_IDENTITY = re.compile(r"^random:seed=(?P<seed>-?\d+)$")
 
 
 def default_portfolio_dir() -> Path:
@@ -125,39 +122,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # ------------------------------------------------------------------------------------------ recommend
 
 
-def fingerprinter_weights(spec: FingerprintSpec, weights_path: str | None) -> tuple[str, int]:
-    """The Fingerprinter ``weights`` argument and seed that reproduce the spec's weights identity.
-
-    ``imagenet:…`` → ``imagenet``; ``random:seed=N`` → ``random`` with seed N; ``file:NAME`` needs
-    ``weights_path`` (its hash is checked against the spec afterwards). An explicit ``weights_path``
-    always wins.
-    """
-    from metafeatures.errors import ArtifactError, WeightsNotFoundError
-
-    identity = spec.weights
-    if weights_path:
-        return weights_path, 0
-    if identity.startswith("imagenet:"):
-        return "imagenet", 0
-    match = _RANDOM_IDENTITY.match(identity)
-    if match:
-        return "random", int(match["seed"])
-    if identity.startswith("file:"):
-        raise WeightsNotFoundError(
-            f"the portfolio's fingerprints were made with the weights file {identity[5:]!r} "
-            f"(sha256 {spec.weights_sha256[:16]}…); pass --weights PATH to that file")
-    raise ArtifactError(f"the portfolio's fingerprint spec names weights {identity!r}, which this metarec "
-                        "cannot rebuild (expected imagenet:…, random:seed=N or file:NAME)")
-
-
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Load the portfolio, fingerprint the dataset under the portfolio's spec, rank and recommend."""
     from metafeatures.datasets import open_dataset
-    from metafeatures.errors import SpecMismatchError
-    from metafeatures.fingerprint import Fingerprinter
     from metafeatures.summary import content_hash
     from portfolio import Recommender
-    from portfolio.artifact import PORTFOLIO_FILE, PortfolioSpecMismatchError
+    from portfolio.fingerprinting import fingerprinter_for
 
     start = time.perf_counter()
     if args.top_k < 1:
@@ -168,17 +138,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     recommender = Recommender(loaded, args.matcher)  # unknown matcher: ConfigError listing the available ones
     ds = open_dataset(args.dataset)
     spec = loaded.fingerprint_spec
-    weights, weights_seed = fingerprinter_weights(spec, args.weights)
-    fingerprinter = Fingerprinter(backbone=spec.backbone, weights=weights, resolution=spec.resolution,
-                                  batch_size=args.batch_size, device=args.device, threads=args.threads,
-                                  seed=weights_seed)
-    try:
-        spec.require_same(fingerprinter.spec)  # expected: the portfolio's spec; got: the one rebuilt here
-    except SpecMismatchError as exc:
-        mismatch = PortfolioSpecMismatchError(loaded.directory / PORTFOLIO_FILE, exc.expected, exc.got)
-        mismatch.args = (f"{mismatch.args[0]} (the fingerprinter rebuilt here differs from the one the portfolio "
-                         "was built with, so its fingerprints cannot be matched)",)
-        raise mismatch from None
+    fingerprinter = fingerprinter_for(loaded, args.weights, batch_size=args.batch_size, device=args.device,
+                                      threads=args.threads)
     fp = fingerprinter.fingerprint(ds, content_hash(ds), n_samples=args.n_samples, seed=args.seed,
                                    use_cache=not args.no_cache, progress=show_progress(args))
     rec = recommender.recommend(fp.features, top_k=args.top_k, reduced=args.reduced)
