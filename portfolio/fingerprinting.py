@@ -11,7 +11,8 @@ from portfolio.artifact import PORTFOLIO_FILE, LoadedPortfolio, PortfolioSpecMis
 _RANDOM_IDENTITY = re.compile(r"^random:seed=(?P<seed>-?\d+)$")
 
 
-def fingerprinter_weights(spec: FingerprintSpec, weights_path: str | None) -> tuple[str, int]:
+def fingerprinter_weights(spec: FingerprintSpec, weights_path: str | None,
+                          how_to_pass: str = "pass --weights PATH") -> tuple[str, int]:
     """The Fingerprinter ``weights`` argument and seed that reproduce the spec's weights identity.
 
     ``imagenet:…`` → ``imagenet``; ``random:seed=N`` → ``random`` with seed N; ``file:NAME`` needs
@@ -29,16 +30,17 @@ def fingerprinter_weights(spec: FingerprintSpec, weights_path: str | None) -> tu
     if identity.startswith("file:"):
         raise WeightsNotFoundError(
             f"the portfolio's fingerprints were made with the weights file {identity[5:]!r} "
-            f"(sha256 {spec.weights_sha256[:16]}…); pass the path of that file as the weights")
+            f"(sha256 {spec.weights_sha256[:16]}…); {how_to_pass} to that file")
     raise ArtifactError(f"the portfolio's fingerprint spec names weights {identity!r}, which this metarec "
                         "cannot rebuild (expected imagenet:…, random:seed=N or file:NAME)")
 
 
 def fingerprinter_for(loaded: LoadedPortfolio, weights_path: str | None = None, batch_size: int = 64,
-                      device: str | None = None, threads: int | None = None) -> Fingerprinter:
+                      device: str | None = None, threads: int | None = None,
+                      how_to_pass: str = "pass --weights PATH") -> Fingerprinter:
     """A Fingerprinter whose spec equals the portfolio's; refuses (PortfolioSpecMismatchError) if it cannot be."""
     spec = loaded.fingerprint_spec
-    weights, weights_seed = fingerprinter_weights(spec, weights_path)
+    weights, weights_seed = fingerprinter_weights(spec, weights_path, how_to_pass)
     fingerprinter = Fingerprinter(backbone=spec.backbone, weights=weights, resolution=spec.resolution,
                                   batch_size=batch_size, device=device, threads=threads, seed=weights_seed)
     try:
