@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,12 @@ class Fingerprinter:
         return indices, stacked
 
     def fingerprint(self, ds: Dataset, content_hash: str, n_samples: int = 512, seed: int = 0,
-                    use_cache: bool = True, progress: bool = False) -> Fingerprints:
-        """Fingerprints of ``n_samples`` seeded images of ``ds``, cached by content hash and spec."""
+                    use_cache: bool = True, progress: bool = False,
+                    embed: Callable[[np.ndarray], np.ndarray] | None = None) -> Fingerprints:
+        """Fingerprints of ``n_samples`` seeded images of ``ds``, cached by content hash and spec.
+
+        ``embed`` replaces :meth:`features_of_pixels` (the service passes its request batcher).
+        """
         path = cache_path(content_hash, self.spec, n_samples, seed)
         if use_cache and path.is_file():
             try:
@@ -193,7 +198,7 @@ class Fingerprinter:
             except ArtifactError:
                 path.unlink(missing_ok=True)
         indices, pixels = self._decoded_sample(ds, content_hash, n_samples, seed, use_cache, progress)
-        feats = self.features_of_pixels(pixels)
+        feats = (embed or self.features_of_pixels)(pixels)
         labels = np.array([ds.items[i].label for i in indices], dtype=str)
         fp = Fingerprints(dataset=ds.name, content_hash=content_hash, spec=self.spec, features=feats,
                           indices=indices, labels=labels, provenance=_provenance(n_samples, seed, self.device))

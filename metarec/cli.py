@@ -7,9 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from metarec import __version__
-from metarec.commands import datasets, finetune, fingerprint, matchers, portfolio, rebuild, search, weights, zoo
+from metarec.commands import (
+    datasets,
+    finetune,
+    fingerprint,
+    matchers,
+    portfolio,
+    rebuild,
+    search,
+    serve,
+    weights,
+    zoo,
+)
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, zoo, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, serve, zoo, weights)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarec.commands._common import emit_json, note, show_progress
+from portfolio.defaults import PORTFOLIO_DIR_ENV, default_portfolio_dir
 
 if TYPE_CHECKING:
     from portfolio.artifact import LoadedPortfolio
 
-PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"
 REBUILD_HINT = "build one with `metarec rebuild --collection DIR --out DIR`"
-
-
-def default_portfolio_dir() -> Path:
-    """``$METAREC_PORTFOLIO_DIR`` if set, else ``<repo>/portfolios/demo``."""
-    env = os.environ.get(PORTFOLIO_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "portfolios" / "demo"
 
 
 def open_portfolio(directory: Path | None, how_to_pass: str = "pass a directory") -> LoadedPortfolio:

@@ -1,0 +1,38 @@
+"""What every route needs, built once per app: settings, database sessions, the served portfolio, metrics."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.orm import sessionmaker
+
+from service.errors import APIError
+from service.metrics import Metrics
+from service.portfolio_state import PortfolioState, Served
+from service.settings import Settings
+
+
+@dataclass
+class AppContext:
+    """Shared state of one API process."""
+
+    settings: Settings
+    factory: sessionmaker
+    portfolio: PortfolioState
+    metrics: Metrics
+    pool: ThreadPoolExecutor
+
+    def served(self) -> Served:
+        """The served portfolio, or 503 while none is loaded."""
+        served = self.portfolio.served
+        if served is None:
+            raise APIError(503, "not_ready", "no portfolio is loaded yet",
+                           {"last_error": self.portfolio.last_error})
+        return served
+
+
+def get_ctx(request: Request) -> AppContext:
+    """FastAPI dependency: the app's context."""
+    return request.app.state.ctx

@@ -1,0 +1,84 @@
+"""What a worker runs for each job kind: a fine-tuning run, or the offline portfolio rebuild."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+Report = Callable[[float, dict[str, Any] | None], None]
+ShouldStop = Callable[[], bool]
+
+
+class JobStopped(Exception):
+    """Raised inside a job when it was asked to stop (cancel request, or the worker shutting down)."""
+
+
+def _fresh(out_dir: Path) -> Path:
+    """An empty output folder for this attempt (a retried job starts clean)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    return out_dir
+
+
+def run_finetune_job(params: dict[str, Any], out_dir: Path, device: str, report: Report,
+                     should_stop: ShouldStop) -> dict[str, Any]:
+    """Fine-tune ``params['configuration']`` on the dataset for ``budget_s``; write metrics, checkpoint, curve."""
+    from finetune.config import FinetuneConfig
+    from finetune.plots import plot_curve
+    from finetune.trainer import TrainOptions, finetune
+    from metafeatures.datasets import open_dataset
+
+    config = FinetuneConfig.model_validate(params["configuration"])
+    dataset = open_dataset(params["dataset_path"], name=params.get("dataset_name"))
+
+    def on_progress(fraction: float, point: Any) -> None:
+        report(fraction, None if point is None else point.model_dump(mode="json"))
+
+    options = TrainOptions(budget_s=float(params["budget_s"]), device=device, on_progress=on_progress,
+                           should_stop=should_stop, **params.get("train_options", {}))
+    result = finetune(config, dataset, options, _fresh(out_dir))
+    curve = [p.model_dump(mode="json") for p in result.learning_curve]
+    if result.learning_curve:
+        plot_curve(result, out_dir / "curve.png")
+    summary = {k: v for k, v in result.model_dump(mode="json").items() if k != "learning_curve"}
+    if result.status == "cancelled":
+        return {"status": "cancelled", "error": result.reason, "curve": curve, "result": summary}
+    if result.status == "diverged":
+        return {"status": "failed", "error": f"training diverged: {result.reason}", "curve": curve, "result": summary}
+    return {"status": "succeeded", "alc": result.alc, "curve": curve, "result": summary}
+
+
+def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker, report: Report,
+                    should_stop: ShouldStop) -> dict[str, Any]:
+    """Run the offline rebuild into ``out_dir/portfolio``; publish it only if it loads and validates."""
+    from metafeatures.datasets import open_collection
+    from offline_search.rebuild import RebuildOptions, rebuild
+    from offline_search.scenario import SearchScenario
+    from portfolio.artifact import load_portfolio
+    from service.portfolio_state import publish_portfolio
+
+    collection = Path(params["collection_path"])
+    names = params.get("datasets") or sorted(open_collection(collection))
+    stages = len(names) + 3
+    seen: list[str] = []
+
+    def on_message(message: str) -> None:
+        seen.append(message)
+        report(min(len(seen) / stages, 0.99), None)
+        if should_stop():
+            raise JobStopped(f"stopped during: {message}")
+
+    scenario = SearchScenario(**params.get("scenario", {}))
+    opts = RebuildOptions(collection=collection, out=_fresh(out_dir) / "portfolio", scenario=scenario,
+                          work_dir=out_dir / "work", n_workers=int(params.get("n_workers", 1)),
+                          datasets=tuple(names), on_progress=on_message, **params.get("rebuild_options", {}))
+    path = rebuild(opts)
+    loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
+    publish_portfolio(factory, path)
+    return {"status": "succeeded", "result": {"portfolio_dir": str(path), "portfolio_version": loaded.version,
+                                              "log": seen}}

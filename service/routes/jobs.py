@@ -1,0 +1,129 @@
+"""``/v1/jobs``: queue a fine-tuning run for a worker, watch it, cancel it, download its model and curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from finetune.config import FinetuneConfig
+from metafeatures.errors import MetarecError
+from service import queue
+from service.auth import require_user
+from service.context import AppContext, get_ctx
+from service.db import DatasetRow, JobRow, RecommendationRow
+from service.errors import APIError, from_metarec, not_found
+from service.schemas import JobCreate, JobList, JobOut, JobStatus
+from service.uploads import resolve_inside
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_user)])
+
+
+def job_out(row: JobRow) -> JobOut:
+    """Row → response body."""
+    return JobOut(id=row.id, kind=row.kind, status=row.status, dataset_id=row.dataset_id,  # type: ignore[arg-type]
+                  recommendation_id=row.recommendation_id, params=row.params, progress=row.progress,
+                  learning_curve=row.curve or [], alc=row.alc, error=row.error, device=row.device,
+                  worker_id=row.worker_id, attempts=row.attempts, cancel_requested=row.cancel_requested,
+                  result=row.result, history=row.history or [], created_at=row.created_at,
+                  started_at=row.started_at, heartbeat_at=row.heartbeat_at, finished_at=row.finished_at)
+
+
+def _configuration(ctx: AppContext, body: JobCreate) -> dict[str, Any]:
+    """The configuration to train: from the stored recommendation or the body, validated like the CLI does."""
+    if body.recommendation_id is not None:
+        with ctx.factory() as session:
+            rec = session.get(RecommendationRow, body.recommendation_id)
+        if rec is None:
+            raise not_found("recommendation", body.recommendation_id)
+        raw = rec.payload["configuration"]
+    else:
+        raw = body.configuration or {}
+    try:
+        config = FinetuneConfig.model_validate(raw)
+    except MetarecError as exc:
+        raise from_metarec(exc) from None
+    if config.pretrained_kind == "checkpoint":  # a checkpoint path must stay inside the data root too
+        resolve_inside(ctx.settings.root, config.pretrained)
+    return config.to_dict()
+
+
+@router.post("", status_code=202, response_model=JobOut)
+def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
+    """Queue a fine-tuning job; a ``metarec worker`` runs it. Poll ``GET /v1/jobs/{id}``."""
+    if body.budget_s > ctx.settings.max_budget_s:
+        raise APIError(422, "budget_too_large", f"budget_s must be at most {ctx.settings.max_budget_s:g}",
+                       {"max_budget_s": ctx.settings.max_budget_s})
+    with ctx.factory() as session:
+        ds = session.get(DatasetRow, body.dataset_id)
+    if ds is None:
+        raise not_found("dataset", body.dataset_id)
+    config = _configuration(ctx, body)
+    params = {"configuration": config, "budget_s": body.budget_s, "dataset_path": ds.path, "dataset_name": ds.name}
+    return job_out(queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id))
+
+
+@router.get("", response_model=JobList)
+def list_jobs(status: JobStatus | None = Query(default=None), limit: int = Query(default=100, ge=1, le=1000),
+              ctx: AppContext = Depends(get_ctx)) -> JobList:
+    """Jobs, newest first, optionally only those with one status."""
+    query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+    if status is not None:
+        query = query.where(JobRow.status == status)
+    with ctx.factory() as session:
+        rows = session.scalars(query).all()
+    return JobList(items=[job_out(r) for r in rows], count=len(rows))
+
+
+def _job(ctx: AppContext, job_id: str) -> JobRow:
+    """The job row or 404."""
+    with ctx.factory() as session:
+        row = session.get(JobRow, job_id)
+    if row is None:
+        raise not_found("job", job_id)
+    return row
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, ctx: AppContext = Depends(get_ctx)) -> JobOut:
+    """Status, progress, learning curve so far, ALC, error reason, device."""
+    return job_out(_job(ctx, job_id))
+
+
+@router.delete("/{job_id}", response_model=JobOut)
+def cancel_job(job_id: str, ctx: AppContext = Depends(get_ctx)) -> JobOut:
+    """Cancel: a queued job at once, a running one at its next training step; 409 if already finished."""
+    row, changed = queue.cancel(ctx.factory, job_id)
+    if row is None:
+        raise not_found("job", job_id)
+    if not changed:
+        raise APIError(409, "job_finished", f"job {job_id} already finished ({row.status})", {"status": row.status})
+    return job_out(_job(ctx, job_id))
+
+
+def _artifact(ctx: AppContext, job_id: str, name: str, what: str) -> Path:
+    """A file a finished fine-tuning job wrote; 409 while it does not exist yet."""
+    row = _job(ctx, job_id)
+    path = ctx.settings.jobs_dir / row.id / name
+    if row.kind != "finetune" or row.status != "succeeded" or not path.is_file():
+        raise APIError(409, "not_available", f"job {job_id} has no {what} (status {row.status})",
+                       {"status": row.status})
+    return path
+
+
+@router.get("/{job_id}/model", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "the checkpoint"}})
+def download_model(job_id: str, ctx: AppContext = Depends(get_ctx)) -> FileResponse:
+    """The fine-tuned checkpoint (torch state dict + config + class names + format version)."""
+    path = _artifact(ctx, job_id, "model.pt", "model")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{job_id}-model.pt")
+
+
+@router.get("/{job_id}/curve.png", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}, "description": "the learning curve"}})
+def download_curve(job_id: str, ctx: AppContext = Depends(get_ctx)) -> FileResponse:
+    """The learning curve (NAUC and accuracy over log-scaled time, ALC in the title)."""
+    return FileResponse(_artifact(ctx, job_id, "curve.png", "learning curve"), media_type="image/png")

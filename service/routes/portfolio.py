@@ -1,0 +1,73 @@
+"""``/v1/portfolio``: what is served; admin reload (validated, atomic) and admin rebuild (a worker job)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+
+from metafeatures.errors import MetarecError
+from service import queue
+from service.auth import require_admin, require_user
+from service.context import AppContext, get_ctx
+from service.errors import APIError, from_metarec
+from service.portfolio_state import publish_portfolio
+from service.routes.jobs import job_out
+from service.schemas import JobOut, PortfolioOut, RebuildRequest, ReloadRequest
+from service.uploads import resolve_inside
+
+router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"])
+
+
+@router.get("", response_model=PortfolioOut, dependencies=[Depends(require_user)])
+def get_portfolio(ctx: AppContext = Depends(get_ctx)) -> PortfolioOut:
+    """Version, entries (best configuration per known dataset) and the reduced portfolio."""
+    loaded = ctx.served().portfolio
+    p = loaded.portfolio
+    return PortfolioOut(version=p.version, directory=str(loaded.directory), matchers=sorted(loaded.matchers),
+                        fingerprint_spec=p.fingerprint_spec, entries=[e.model_dump(mode="json") for e in p.entries],
+                        reduced_portfolio=list(p.reduced_portfolio), provenance=p.provenance)
+
+
+def _reload_target(ctx: AppContext, body: ReloadRequest) -> Path:
+    """The directory to load: inside the data root, or the configured portfolio when no path is given."""
+    if body.path is None:
+        return ctx.settings.resolved_portfolio_dir()
+    return resolve_inside(ctx.settings.root, body.path)
+
+
+@router.post("/reload", response_model=PortfolioOut, dependencies=[Depends(require_admin)])
+async def reload_portfolio(body: ReloadRequest, ctx: AppContext = Depends(get_ctx)) -> PortfolioOut:
+    """Load a portfolio directory; a bad one is refused (422) and the old one keeps serving."""
+    target = _reload_target(ctx, body)
+    try:
+        await asyncio.get_running_loop().run_in_executor(ctx.pool, ctx.portfolio.load, target)
+    except MetarecError as exc:
+        err = from_metarec(exc)
+        raise APIError(422, "portfolio_refused", f"portfolio {target} refused, the old one keeps serving: "
+                       f"{err.message}", {"path": str(target)}) from None
+    publish_portfolio(ctx.factory, target)
+    return get_portfolio(ctx)
+
+
+@router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[Depends(require_admin)])
+def rebuild_portfolio(body: RebuildRequest, ctx: AppContext = Depends(get_ctx)) -> JobOut:
+    """Queue the offline rebuild (BOHB per dataset, matrix, matchers) as a job; its portfolio is loaded if valid."""
+    from offline_search.scenario import SearchScenario
+
+    collection = resolve_inside(ctx.settings.root, body.collection_path)
+    if not collection.is_dir():
+        raise APIError(422, "not_a_collection", f"{body.collection_path!r} is not a folder of datasets")
+    try:
+        scenario = SearchScenario(**body.scenario)
+    except TypeError as exc:
+        raise APIError(422, "invalid_scenario", f"scenario: {exc}") from None
+    except MetarecError as exc:
+        raise from_metarec(exc) from None
+    scenario_fields = {k: v for k, v in scenario.to_dict().items() if k != "format_version"}
+    params = {"collection_path": str(collection), "datasets": body.datasets, "scenario": scenario_fields,
+              "n_workers": body.n_workers, "rebuild_options": {
+                  "fingerprint_weights": body.fingerprint_weights, "n_samples": body.n_samples,
+                  "matchers": tuple(body.matchers)}}
+    return job_out(queue.enqueue(ctx.factory, "rebuild", params))

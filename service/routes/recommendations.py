@@ -1,0 +1,120 @@
+"""``POST /v1/recommendations``: fingerprint a registered dataset (or an uploaded batch) and recommend."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import UploadFile
+
+from metafeatures.errors import MetarecError
+from service.auth import require_user
+from service.context import AppContext, get_ctx
+from service.db import DatasetRow, RecommendationRow, new_id
+from service.errors import APIError, from_metarec, not_found
+from service.portfolio_state import Served
+from service.routes.datasets import _json_body
+from service.schemas import RecommendationOut, RecommendationRequest
+
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], dependencies=[Depends(require_user)])
+
+_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/RecommendationRequest"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"},
+                   "description": "a small batch of images (PNG, JPEG, …) of the new dataset"},
+        "matcher": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1},
+        "reduced": {"type": "boolean"}}}}}}}
+
+
+def _dataset_features(served: Served, row: DatasetRow, n_samples: int) -> np.ndarray:
+    """Fingerprints of a registered dataset (cached by content hash and spec), through the batcher."""
+    from metafeatures.datasets import open_dataset
+
+    ds = open_dataset(row.path, name=row.name)
+    fp = served.batcher.fingerprinter.fingerprint(ds, row.content_hash, n_samples=n_samples, seed=0,
+                                                  embed=served.batcher.embed)
+    return fp.features
+
+
+def _upload_features(served: Served, files: list[tuple[str, bytes]]) -> np.ndarray:
+    """Decode the uploaded images with the dataset reader's checks, resize, fingerprint in the batcher."""
+    from metafeatures.images import decode_image, resize_rgb
+
+    size = (served.portfolio.fingerprint_spec.resolution,) * 2
+    pixels = []
+    with tempfile.TemporaryDirectory(prefix="metarec-upload-") as tmp:
+        for i, (filename, data) in enumerate(files):
+            suffix = Path(filename or "").suffix.lower()[:10]
+            path = Path(tmp) / f"{i:05d}{suffix}"
+            path.write_bytes(data)
+            try:
+                pixels.append(resize_rgb(decode_image(path), size))
+            except MetarecError as exc:
+                raise APIError(422, "invalid_image", f"image {filename!r}: {exc.args[0].split(': ', 1)[-1]}",
+                               {"file": filename}) from None
+    return served.batcher.embed(np.stack(pixels))
+
+
+async def _parse_multipart(request: Request, ctx: AppContext) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+    """The form's options and image files, with the count and size limits applied."""
+    limit = ctx.settings.max_recommend_images
+    form = await request.form(max_files=limit + 1, max_fields=10)
+    files = [v for v in form.getlist("images") if isinstance(v, UploadFile)]
+    if not files:
+        raise APIError(422, "validation_error", "multipart request needs one or more 'images' files")
+    if len(files) > limit:
+        raise APIError(413, "too_many_images", f"at most {limit} images per request", {"limit": limit})
+    blobs: list[tuple[str, bytes]] = []
+    total = 0
+    for f in files:
+        data = await f.read()
+        total += len(data)
+        if total > ctx.settings.max_upload_bytes:
+            raise APIError(413, "payload_too_large", "uploaded images exceed the upload limit")
+        blobs.append((f.filename or "image", data))
+    options = {k: v for k in ("matcher", "top_k", "reduced") if isinstance(v := form.get(k), str)}
+    return options, blobs
+
+
+@router.post("", response_model=RecommendationOut, openapi_extra=_DOC)
+async def recommend(request: Request, ctx: AppContext = Depends(get_ctx)) -> RecommendationOut:
+    """Rank the known datasets for a registered dataset (JSON) or an uploaded image batch (multipart)."""
+    start = time.perf_counter()
+    served = ctx.served()
+    loop = asyncio.get_running_loop()
+    dataset_id: str | None = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        options, blobs = await _parse_multipart(request, ctx)
+        body = RecommendationRequest.model_validate({"dataset_id": "upload", **options})
+        features = await loop.run_in_executor(ctx.pool, _upload_features, served, blobs)
+    else:
+        body = RecommendationRequest.model_validate_json(await _json_body(request))
+        with ctx.factory() as session:
+            row = session.get(DatasetRow, body.dataset_id)
+        if row is None:
+            raise not_found("dataset", body.dataset_id)
+        dataset_id = row.id
+        try:
+            features = await loop.run_in_executor(ctx.pool, _dataset_features, served, row,
+                                                  ctx.settings.fingerprint_samples)
+        except MetarecError as exc:
+            raise from_metarec(exc) from None
+    matcher = body.matcher or ctx.settings.default_matcher
+    recommender = served.recommenders.get(matcher)
+    if recommender is None:
+        raise APIError(422, "unknown_matcher", f"matcher {matcher!r} is not in portfolio {served.portfolio.version}",
+                       {"available": sorted(served.recommenders)})
+    rec = recommender.recommend(features, top_k=body.top_k, reduced=body.reduced)
+    out = RecommendationOut(id=new_id("rec"), dataset_id=dataset_id, **rec.model_dump(), n_images=len(features),
+                            elapsed_ms=round((time.perf_counter() - start) * 1000.0, 2))
+    with ctx.factory.begin() as session:
+        session.add(RecommendationRow(id=out.id, dataset_id=dataset_id, matcher=matcher,
+                                      portfolio_version=rec.portfolio_version, payload=out.model_dump(mode="json")))
+    ctx.metrics.recommendations.labels(matcher).inc()
+    return out

@@ -1,0 +1,157 @@
+"""Request and response bodies of the REST API (pydantic v2; they are the OpenAPI schema at ``/docs``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from metafeatures.summary import DatasetSummary
+from portfolio.recommender import Neighbor
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class _In(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRegister(_In):
+    """Register a dataset already on the server: a path relative to the data root (or absolute inside it)."""
+
+    path: str = Field(min_length=1, max_length=4096, examples=["demo/digits-8px"])
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DatasetOut(BaseModel):
+    """A registered dataset with its summary and validation report (``summary.skipped_files``)."""
+
+    id: str
+    name: str
+    source: Literal["path", "upload"]
+    created_at: dt.datetime
+    summary: DatasetSummary
+
+
+class DatasetList(BaseModel):
+    """Registered datasets, newest first."""
+
+    items: list[DatasetOut]
+    count: int
+
+
+class RecommendationRequest(_In):
+    """Recommend for a registered dataset."""
+
+    dataset_id: str = Field(min_length=1, max_length=64)
+    matcher: str | None = Field(default=None, max_length=40, description="default: the service's default matcher")
+    top_k: int = Field(default=5, ge=1, le=1000)
+    reduced: bool = Field(default=False, description="recommend only from the reduced portfolio")
+
+
+class RecommendationOut(BaseModel):
+    """The recommended configuration and why: the known datasets the new one resembles, with scores."""
+
+    id: str
+    dataset_id: str | None
+    configuration: dict[str, Any]
+    neighbors: list[Neighbor]
+    best_match: str
+    incumbent_of: str
+    restricted_to_reduced: bool
+    portfolio_version: str
+    matcher: str
+    fingerprint_spec: dict[str, Any]
+    n_images: int
+    elapsed_ms: float
+
+
+class JobCreate(_In):
+    """Fine-tune on a registered dataset: either a stored recommendation or an explicit configuration."""
+
+    dataset_id: str = Field(min_length=1, max_length=64)
+    recommendation_id: str | None = Field(default=None, min_length=1, max_length=64)
+    configuration: dict[str, Any] | None = None
+    budget_s: float = Field(gt=0, description="wall-clock budget of the run in seconds")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobCreate:
+        """Exactly one of recommendation_id and configuration."""
+        if (self.recommendation_id is None) == (self.configuration is None):
+            raise ValueError("give exactly one of recommendation_id and configuration")
+        return self
+
+
+class CurvePointOut(BaseModel):
+    """One anytime prediction: seconds since start, NAUC (2·AUC−1) and accuracy on the test split."""
+
+    t: float
+    nauc: float
+    accuracy: float
+    step: int
+    epoch: float
+
+
+class JobOut(BaseModel):
+    """A job's state; ``learning_curve`` grows while it runs, ``alc`` is set when it succeeds."""
+
+    id: str
+    kind: Literal["finetune", "rebuild"]
+    status: JobStatus
+    dataset_id: str | None
+    recommendation_id: str | None
+    params: dict[str, Any]
+    progress: float
+    learning_curve: list[CurvePointOut]
+    alc: float | None
+    error: str | None
+    device: str | None
+    worker_id: str | None
+    attempts: int
+    cancel_requested: bool
+    result: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class JobList(BaseModel):
+    """Jobs, newest first."""
+
+    items: list[JobOut]
+    count: int
+
+
+class PortfolioOut(BaseModel):
+    """The served portfolio: version, entries (one per known dataset) and the reduced portfolio."""
+
+    version: str
+    directory: str
+    matchers: list[str]
+    fingerprint_spec: dict[str, Any]
+    entries: list[dict[str, Any]]
+    reduced_portfolio: list[str]
+    provenance: dict[str, Any]
+
+
+class ReloadRequest(_In):
+    """Load a portfolio directory (inside the data root, or the configured one when omitted)."""
+
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class RebuildRequest(_In):
+    """Start the offline rebuild on a collection inside the data root; it runs as a job on a worker."""
+
+    collection_path: str = Field(min_length=1, max_length=4096)
+    datasets: list[str] | None = Field(default=None, min_length=2)
+    scenario: dict[str, Any] = Field(default_factory=dict, description="SearchScenario fields (n_iterations, …)")
+    n_workers: int = Field(default=1, ge=1, le=16)
+    fingerprint_weights: str = Field(default="imagenet", max_length=40)
+    n_samples: int = Field(default=256, ge=8, le=100_000)
+    matchers: list[Literal["kmeans", "mlp", "moments"]] = Field(default=["kmeans", "mlp", "moments"], min_length=1)
