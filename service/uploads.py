@@ -105,8 +105,8 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, zipfile.Z
     """(path, info) for files, (path, None) for directories; links and special files refused."""
     for info in zf.infolist():
         path = _member_path(info.filename)
-        mode = info.external_attr >> 16
-        if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver stored permission bits only
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise _bad_member(info.filename, "links and special files are not allowed")
         yield path, (None if info.is_dir() else info)
 
@@ -150,9 +150,10 @@ def extract_archive(archive: Path, dest: Path, max_files: int, max_bytes: int) -
     budget = _Budget(max_files, max_bytes)
     dest.mkdir(parents=True)
     try:
-        if zipfile.is_zipfile(archive):
+        magic = _magic(archive)
+        if magic.startswith(b"PK\x03\x04") or zipfile.is_zipfile(archive):  # a truncated zip is corrupt, not foreign
             _extract_zip(archive, dest, budget)
-        elif _is_tar(archive):
+        elif magic.startswith(b"\x1f\x8b") or _is_tar(archive):
             _extract_tar(archive, dest, budget)
         else:
             raise APIError(415, "unsupported_archive", "upload a .zip or .tar.gz archive of the dataset")
@@ -166,6 +167,12 @@ def extract_archive(archive: Path, dest: Path, max_files: int, max_bytes: int) -
         shutil.rmtree(dest, ignore_errors=True)
         raise APIError(422, "empty_archive", "the archive contains no files")
     return dataset_root(dest)
+
+
+def _magic(path: Path) -> bytes:
+    """The first four bytes (format sniffing)."""
+    with path.open("rb") as fh:
+        return fh.read(4)
 
 
 def _is_tar(path: Path) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metafeatures.errors import MetarecError
 from service.auth import require_user
@@ -64,12 +65,15 @@ def _upload_features(served: Served, files: list[tuple[str, bytes]]) -> np.ndarr
 async def _parse_multipart(request: Request, ctx: AppContext) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
     """The form's options and image files, with the count and size limits applied."""
     limit = ctx.settings.max_recommend_images
-    form = await request.form(max_files=limit + 1, max_fields=10)
+    try:
+        form = await request.form(max_files=limit, max_fields=10)
+    except StarletteHTTPException as exc:  # the parser stops at the limit instead of buffering everything
+        if "files" in str(exc.detail):
+            raise APIError(413, "too_many_images", f"at most {limit} images per request", {"limit": limit}) from None
+        raise
     files = [v for v in form.getlist("images") if isinstance(v, UploadFile)]
     if not files:
         raise APIError(422, "validation_error", "multipart request needs one or more 'images' files")
-    if len(files) > limit:
-        raise APIError(413, "too_many_images", f"at most {limit} images per request", {"limit": limit})
     blobs: list[tuple[str, bytes]] = []
     total = 0
     for f in files:
