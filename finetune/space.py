@@ -12,6 +12,9 @@ from ConfigSpace import (
     ConfigurationSpace,
     EqualsCondition,
     Float,
+    ForbiddenAndConjunction,
+    ForbiddenEqualsClause,
+    ForbiddenInClause,
     Integer,
 )
 
@@ -85,7 +88,19 @@ def build_search_space(
         space.add(last_k)
         if len(strategy_choices) > 1:
             space.add(EqualsCondition(last_k, space["strategy"], "last_k"))
+        _forbid_deep_last_k(space, backbone_choices)
     return space
+
+
+def _forbid_deep_last_k(space: ConfigurationSpace, backbones: Sequence[str]) -> None:
+    """Backbones with fewer blocks than last_k's upper bound (lenet: 3) may not be sampled with a larger last_k."""
+    from finetune.zoo import get_entry
+
+    for name in backbones:
+        too_deep = list(range(get_entry(name).n_blocks + 1, LAST_K_RANGE[1] + 1))
+        if too_deep:
+            space.add(ForbiddenAndConjunction(ForbiddenEqualsClause(space["backbone"], name),
+                                              ForbiddenInClause(space["last_k"], too_deep)))
 
 
 def _configspace_version() -> str:

@@ -74,9 +74,11 @@ def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker
             raise JobStopped(f"stopped during: {message}")
 
     scenario = SearchScenario(**params.get("scenario", {}))
+    extra = dict(params.get("rebuild_options", {}))
+    extra["matchers"] = tuple(extra.get("matchers", ("kmeans", "mlp", "moments")))
     opts = RebuildOptions(collection=collection, out=_fresh(out_dir) / "portfolio", scenario=scenario,
                           work_dir=out_dir / "work", n_workers=int(params.get("n_workers", 1)),
-                          datasets=tuple(names), on_progress=on_message, **params.get("rebuild_options", {}))
+                          datasets=tuple(names), on_progress=on_message, **extra)
     path = rebuild(opts)
     loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
     publish_portfolio(factory, path)

@@ -152,6 +152,9 @@ class RebuildRequest(_In):
     datasets: list[str] | None = Field(default=None, min_length=2)
     scenario: dict[str, Any] = Field(default_factory=dict, description="SearchScenario fields (n_iterations, …)")
     n_workers: int = Field(default=1, ge=1, le=16)
-    fingerprint_weights: str = Field(default="imagenet", max_length=40)
+    fingerprint_backbone: Literal["mobilenet_v2", "resnet18"] = "mobilenet_v2"
+    fingerprint_weights: Literal["imagenet", "random"] = "imagenet"
+    fingerprint_resolution: int = Field(default=64, ge=16, le=512)
     n_samples: int = Field(default=256, ge=8, le=100_000)
+    base_config: dict[str, Any] = Field(default_factory=dict, description="fixed FinetuneConfig fields")
     matchers: list[Literal["kmeans", "mlp", "moments"]] = Field(default=["kmeans", "mlp", "moments"], min_length=1)

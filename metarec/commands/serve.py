@@ -67,6 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("hpbandster").setLevel(max(logging.WARNING, logging.getLogger().level))
     devices = [args.device] if args.device else list(settings.devices)
     if len(devices) == 1:
         serve_worker(settings, devices[0], once=args.once)

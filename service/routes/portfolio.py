@@ -54,20 +54,35 @@ async def reload_portfolio(body: ReloadRequest, ctx: AppContext = Depends(get_ct
 @router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[Depends(require_admin)])
 def rebuild_portfolio(body: RebuildRequest, ctx: AppContext = Depends(get_ctx)) -> JobOut:
     """Queue the offline rebuild (BOHB per dataset, matrix, matchers) as a job; its portfolio is loaded if valid."""
+    from finetune.config import FinetuneConfig
+    from metafeatures.datasets import open_collection
     from offline_search.scenario import SearchScenario
 
     collection = resolve_inside(ctx.settings.root, body.collection_path)
     if not collection.is_dir():
         raise APIError(422, "not_a_collection", f"{body.collection_path!r} is not a folder of datasets")
     try:
+        names = sorted(open_collection(collection))
+    except MetarecError as exc:
+        raise from_metarec(exc) from None
+    unknown = sorted(set(body.datasets or ()) - set(names))
+    if unknown or len(body.datasets or names) < 2:
+        raise APIError(422, "invalid_collection", f"the rebuild needs at least two datasets of the collection; it has "
+                       f"{names}" + (f", not {unknown}" if unknown else ""), {"datasets": names})
+    try:
         scenario = SearchScenario(**body.scenario)
     except TypeError as exc:
         raise APIError(422, "invalid_scenario", f"scenario: {exc}") from None
     except MetarecError as exc:
         raise from_metarec(exc) from None
+    try:
+        FinetuneConfig.model_validate({**body.base_config, "seed": scenario.seed})
+    except MetarecError as exc:
+        raise from_metarec(exc) from None
     scenario_fields = {k: v for k, v in scenario.to_dict().items() if k != "format_version"}
     params = {"collection_path": str(collection), "datasets": body.datasets, "scenario": scenario_fields,
               "n_workers": body.n_workers, "rebuild_options": {
-                  "fingerprint_weights": body.fingerprint_weights, "n_samples": body.n_samples,
-                  "matchers": tuple(body.matchers)}}
+                  "fingerprint_backbone": body.fingerprint_backbone, "fingerprint_weights": body.fingerprint_weights,
+                  "fingerprint_resolution": body.fingerprint_resolution, "n_samples": body.n_samples,
+                  "matchers": list(body.matchers), "base_config": body.base_config}}
     return job_out(queue.enqueue(ctx.factory, "rebuild", params))
