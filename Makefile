@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := data/demo
 
-.PHONY: run test install lint bench clean
+.PHONY: run demo test install lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-offline-assets.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,21 @@ install: $(STAMP)
 $(DEMO)/.README.txt: $(STAMP)
 	$(BIN)/metarec datasets demo --out $(DEMO) --overwrite
 
-run: $(DEMO)/.README.txt
+# The service on the embedded defaults: SQLite under data/service, the shipped demo portfolio, one CPU/GPU worker.
+run: $(STAMP)
+	@echo "metarec API on http://127.0.0.1:8000  (OpenAPI docs: http://127.0.0.1:8000/docs)"
+	@echo "development keys: user metarec-dev-user-key, admin metarec-dev-admin-key (refused when METAREC_ENV=production)"
+	@$(BIN)/metarec worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/metarec serve --host 127.0.0.1 --port 8000
+
+# The matcher accuracy table of seed 001 (Fig. 5) on the demo collection.
+demo: $(DEMO)/.README.txt
 	$(BIN)/metarec matchers eval --collection $(DEMO) --batch-sizes 1,8,32,64,128,256,512
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy metafeatures metarec finetune offline_search portfolio
+	$(BIN)/mypy metafeatures metarec finetune offline_search portfolio service
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/pytest -q
