@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_USER_KEY = "metarec-dev-user-key"
 DEV_ADMIN_KEY = "metarec-dev-admin-key"
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     max_extract_files: int = Field(default=100_000, gt=0)
     max_extract_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
     max_recommend_images: int = Field(default=512, gt=0)
-    devices: list[str] = Field(default_factory=lambda: ["auto"])
+    devices: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["auto"])
     fingerprint_threads: int = Field(default=2, gt=0)
     fingerprint_samples: int = Field(default=256, gt=0)
     default_matcher: str = "mlp"
@@ -41,7 +42,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_devices(cls, value: object) -> object:
         """Accept ``cpu,cuda:0`` as well as a JSON list."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 

@@ -1,0 +1,159 @@
+"""The job queue on both databases it supports: a SQLite file and a real PostgreSQL server (pgserver).
+
+Claims must be atomic under concurrency, dead workers' jobs requeued or failed with a reason, cancellation
+and ownership respected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from metafeatures.errors import ArtifactError
+from service import queue
+from service.db import JobRow, MetaRow, make_engine, session_factory
+
+
+@pytest.fixture(scope="module")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (PostgreSQL binaries from PyPI) is a dev dependency")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def factory(request, tmp_path: Path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'q.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    if request.param == "postgresql":  # one server for the module: start each test from empty tables
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM jobs")
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _enqueue(factory, n: int) -> list[str]:
+    return [queue.enqueue(factory, "finetune", {"i": i}).id for i in range(n)]
+
+
+def test_concurrent_claims_take_each_job_exactly_once(factory):
+    ids = _enqueue(factory, 24)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := queue.claim(factory, name, "cpu")) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(claimed) == sorted(ids)  # none twice, none lost
+    with factory() as s:
+        rows = s.query(JobRow).all()
+    assert {r.status for r in rows} == {"running"} and all(r.attempts == 1 for r in rows)
+
+
+def test_claim_order_is_oldest_first_and_empty_queue_gives_none(factory):
+    first, second = _enqueue(factory, 2)
+    assert queue.claim(factory, "w", "cpu").id == first
+    assert queue.claim(factory, "w", "cpu").id == second
+    assert queue.claim(factory, "w", "cpu") is None
+
+
+def _age_heartbeat(factory, job_id: str, seconds: float) -> None:
+    with factory.begin() as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(
+            heartbeat_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
+
+
+def test_stale_jobs_are_requeued_then_failed_with_a_reason(factory):
+    (job_id,) = _enqueue(factory, 1)
+    for attempt in (1, 2):
+        job = queue.claim(factory, f"w{attempt}", "cpu")
+        assert job.id == job_id and job.attempts == attempt
+        assert queue.requeue_stale(factory, stale_after_s=60, max_attempts=2) == []  # fresh heartbeat: untouched
+        _age_heartbeat(factory, job_id, 120)
+        assert queue.requeue_stale(factory, stale_after_s=60, max_attempts=2) == [job_id]
+    with factory() as s:
+        job = s.get(JobRow, job_id)
+    assert job.status == "failed" and "stopped heartbeating" in job.error and "2 attempt" in job.error
+    events = [h["event"] for h in job.history]
+    assert events == ["queued", "claimed", "requeued", "claimed", "failed"]
+
+
+def test_a_requeued_job_no_longer_belongs_to_its_old_worker(factory):
+    (job_id,) = _enqueue(factory, 1)
+    queue.claim(factory, "old", "cpu")
+    _age_heartbeat(factory, job_id, 120)
+    queue.requeue_stale(factory, 60, 3)
+    queue.claim(factory, "new", "cpu")
+    assert queue.heartbeat(factory, job_id, "old") is True  # the old worker is told to stop
+    assert queue.finish(factory, job_id, "old", "succeeded") is False  # and cannot write an outcome
+    assert queue.heartbeat(factory, job_id, "new", 0.5, {"t": 1.0}) is False
+    assert queue.finish(factory, job_id, "new", "succeeded", alc=0.5) is True
+    with factory() as s:
+        job = s.get(JobRow, job_id)
+    assert job.status == "succeeded" and job.worker_id == "new" and job.curve == [{"t": 1.0}] and job.alc == 0.5
+
+
+def test_cancel_queued_running_and_finished(factory):
+    a, b = _enqueue(factory, 2)
+    job, changed = queue.cancel(factory, a)
+    assert changed and job.status == "cancelled"
+    assert queue.cancel(factory, a)[1] is False
+    queue.claim(factory, "w", "cpu")  # takes b (a is cancelled)
+    job, changed = queue.cancel(factory, b)
+    assert changed and job.status == "running" and job.cancel_requested
+    assert queue.heartbeat(factory, b, "w") is True  # the worker sees the request at its next beat
+    assert queue.cancel(factory, "job_missing") == (None, False)
+    assert queue.counts_by_status(factory) == {"cancelled": 1, "running": 1}
+
+
+def test_release_requeues_without_losing_the_job(factory):
+    (job_id,) = _enqueue(factory, 1)
+    queue.claim(factory, "w", "cpu")
+    assert queue.release(factory, job_id, "w", "worker shut down")
+    job = queue.claim(factory, "w2", "cpu")
+    assert job.id == job_id and job.attempts == 2
+
+
+def test_a_database_of_another_schema_version_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    factory = session_factory(make_engine(url))
+    with factory.begin() as s:
+        s.get(MetaRow, "schema_version").value = "0"
+    with pytest.raises(ArtifactError, match="schema version 0"):
+        make_engine(url)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_api_serves_from_postgresql(pg_url, tmp_path):
+    from tests.fixtures.factories import make_image_folder
+    from tests.fixtures.live import LiveServer, service_env
+
+    make_image_folder(tmp_path / "ds", {"a": 4, "b": 4})
+    server = LiveServer(tmp_path, service_env(tmp_path, database_url=pg_url)).start()
+    try:
+        with server.client() as c:
+            assert c.get("/readyz").json()["checks"]["database"] == "ok"
+            ds = c.post("/v1/datasets", json={"path": "ds"})
+            assert ds.status_code == 201, ds.text
+            job = c.post("/v1/jobs", json={"dataset_id": ds.json()["id"], "configuration": {}, "budget_s": 5})
+            assert job.status_code == 202 and c.get(f"/v1/jobs/{job.json()['id']}").json()["status"] == "queued"
+    finally:
+        server.stop()
+    factory = session_factory(make_engine(pg_url))
+    assert queue.claim(factory, "w", "cpu").id == job.json()["id"]  # the job is in PostgreSQL, claimable
