@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := data/demo
+SERVICE_ROOT := data/service
 
 .PHONY: run demo test install lint bench clean
 
@@ -22,8 +23,12 @@ $(DEMO)/.README.txt: $(STAMP)
 	$(BIN)/metarec datasets demo --out $(DEMO) --overwrite
 
 # The service on the embedded defaults: SQLite under data/service, the shipped demo portfolio, one CPU/GPU worker.
-run: $(STAMP)
+$(SERVICE_ROOT)/demo/.README.txt: $(STAMP)
+	$(BIN)/metarec datasets demo --out $(SERVICE_ROOT)/demo --overwrite
+
+run: $(SERVICE_ROOT)/demo/.README.txt
 	@echo "metarec API on http://127.0.0.1:8000  (OpenAPI docs: http://127.0.0.1:8000/docs)"
+	@echo "demo datasets to register: {\"path\": \"demo/<name>\"} (folders of $(SERVICE_ROOT)/demo)"
 	@echo "development keys: user metarec-dev-user-key, admin metarec-dev-admin-key (refused when METAREC_ENV=production)"
 	@$(BIN)/metarec worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/metarec serve --host 127.0.0.1 --port 8000
