@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from metafeatures.errors import ArtifactError
+from metafeatures.errors import ArtifactError, MetarecError
 
 Objective = Callable[..., dict[str, Any]]
 # Loss reported for an evaluation that raised: worse than any score in [-1, 1] (BOHB's KDE needs finite losses).
@@ -125,7 +125,26 @@ def run_worker_from_task(task: Path, nameserver: str | None = None, run_id: str 
     if nameserver:
         host, _, port_text = nameserver.rpartition(":")
         port = int(port_text)
-    worker_main(data["objective"], run_id or data["run_id"], host, port, worker_id, data["kwargs"])
+    try:
+        worker_main(data["objective"], run_id or data["run_id"], host, port, worker_id, data["kwargs"])
+    except RuntimeError as exc:
+        if "No nameserver found" not in str(exc):
+            raise
+        if _finished_meanwhile(task.parent / DONE_NAME):  # a late worker: the others did all the work
+            logging.getLogger("metarec.bohb").info("run %s finished before this worker joined", data["run_id"])
+            return
+        raise MetarecError(f"no BOHB nameserver at {host}:{port}: is the master of run {data['run_id']!r} "
+                           "running?") from None
+
+
+def _finished_meanwhile(done: Path, wait_s: float = 15.0) -> bool:
+    """True once the master has written ``done.json`` (it does so right after shutting the nameserver down)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if done.is_file():
+            return True
+        time.sleep(0.5)
+    return done.is_file()
 
 
 def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_budget: float, max_budget: float,
