@@ -35,6 +35,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(3):
             (root / "corrupt" / cls / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     make_image_folder(root / "partly", {"a": 5, "b": 5}, size=(16, 16))
+    for name in ("one", "two"):
+        make_image_folder(root / "coll" / name, {"a": 3, "b": 3}, size=(16, 16))
     (root / "partly" / "a" / "broken.png").write_bytes(b"garbage")
     return root
 
@@ -276,8 +278,13 @@ def test_bad_job_filters_and_admin_inputs(c, server):
     with server.client(ADMIN_KEY) as admin:
         envelope(admin.post("/v1/portfolio/reload", json={"path": "../x"}), 400, "path_traversal")
         envelope(admin.post("/v1/portfolio/reload", json={"path": "good"}), 422, "portfolio_refused")
-        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "good", "scenario": {"eta": 0.5}}),
+        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll", "scenario": {"eta": 0.5}}),
                  422, "invalid_configuration")
-        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "good", "scenario": {"zzz": 1}}),
+        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll", "scenario": {"zzz": 1}}),
                  422, "invalid_scenario")
+        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll", "datasets": ["one", "x"]}),
+                 422, "invalid_collection")
+        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "good"}), 422, "invalid_dataset")
+        envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll",
+                                                            "base_config": {"lr": 9}}), 422, "invalid_configuration")
         assert admin.get("/readyz").status_code == 200  # the refused portfolio did not replace the served one
