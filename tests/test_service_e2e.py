@@ -16,6 +16,7 @@ from tests.fixtures.factories import make_image_folder
 from tests.fixtures.live import (
     LiveServer,
     kill_hard,
+    running_worker,
     service_env,
     start_worker,
     wait_for,
@@ -70,12 +71,8 @@ def test_register_recommend_finetune_download(server, root, dataset_id):
         assert rec["portfolio_version"].startswith("demo-") and rec["matcher"] == "mlp" and rec["elapsed_ms"] > 0
         job = _job(c, dataset_id, 6.0, recommendation_id=rec["id"])
         assert job["params"]["configuration"] == rec["configuration"]
-        worker = start_worker(root, server.env)
-        try:
+        with running_worker(root, server.env):
             done = wait_for(c, job["id"], lambda j: j["status"] in ("succeeded", "failed", "cancelled"), 180)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=60)
         assert done["status"] == "succeeded", done
         assert done["device"] == "cpu" and done["progress"] == 1.0 and done["attempts"] == 1
         curve = done["learning_curve"]
@@ -103,12 +100,8 @@ def test_killed_worker_job_is_requeued_and_finishes(server, root, dataset_id):
         finally:
             kill_hard(first)
         assert c.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"  # nobody knows yet
-        second = start_worker(root, server.env)
-        try:
+        with running_worker(root, server.env):
             done = wait_for(c, job["id"], lambda j: j["status"] in ("succeeded", "failed"), 180)
-        finally:
-            second.terminate()
-            second.wait(timeout=60)
     events = [h["event"] for h in done["history"]]
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2 and events.count("claimed") == 2 and "requeued" in events
@@ -123,16 +116,12 @@ def test_cancel_running_and_queued_jobs(server, root, dataset_id):
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
         assert c.delete(f"/v1/jobs/{queued['id']}").status_code == 409
         running = _job(c, dataset_id, 120.0)
-        worker = start_worker(root, server.env)
-        try:
+        with running_worker(root, server.env):
             wait_for(c, running["id"], lambda j: j["status"] == "running" and j["learning_curve"], 120)
             started = time.monotonic()
             assert c.delete(f"/v1/jobs/{running['id']}").json()["cancel_requested"] is True
             done = wait_for(c, running["id"], lambda j: j["status"] != "running", 60)
             assert time.monotonic() - started < 30
-        finally:
-            worker.terminate()
-            worker.wait(timeout=60)
         assert done["status"] == "cancelled" and "cancelled by request" in done["error"]
         assert c.get(f"/v1/jobs/{running['id']}/model").status_code == 409
 

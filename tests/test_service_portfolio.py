@@ -9,7 +9,7 @@ import pytest
 
 from portfolio.defaults import default_portfolio_dir
 from tests.fixtures.factories import make_image_folder
-from tests.fixtures.live import ADMIN_KEY, live_server, start_worker, wait_for
+from tests.fixtures.live import ADMIN_KEY, live_server, running_worker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -55,12 +55,8 @@ def test_rebuild_job_publishes_a_new_portfolio(server, root):
         assert r.status_code == 202, r.text
         job = r.json()
         assert job["kind"] == "rebuild" and job["status"] == "queued"
-        worker = start_worker(root, server.env)
-        try:
+        with running_worker(root, server.env):
             done = wait_for(admin, job["id"], lambda j: j["status"] in ("succeeded", "failed"), 400)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=60)
         assert done["status"] == "succeeded", done
         new_version = done["result"]["portfolio_version"]
         assert new_version != old and done["progress"] == 1.0
