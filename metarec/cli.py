@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from metarec import __version__
 from metarec.commands import datasets, finetune, fingerprint, matchers, portfolio, rebuild, search, weights, zoo
+from metarec.commands import eval as evaluation
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, zoo, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, zoo, weights, evaluation)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
