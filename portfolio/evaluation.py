@@ -251,5 +251,5 @@ def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
                    s=12, marker=markers[k % len(markers)], label=dataset, zorder=3)
     ax.set_xticks(range(len(names)), labels=names, rotation=60, ha="right", fontsize=7)
     ax.set_ylim(-0.05, 1.05)
-    ax.legend(fontsize=6, loc="upper left", ncol=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="held out", title_fontsize=6)
     return save_figure(fig, path)

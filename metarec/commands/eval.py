@@ -103,12 +103,15 @@ def _write(out_dir: Path, name: str, payload: dict[str, Any], args: argparse.Nam
 def cmd_recommender(args: argparse.Namespace) -> int:
     """Gather the known datasets' fingerprints, run the LODO evaluation, write JSON and PNG, report."""
     from metafeatures.errors import ConfigError
+    from metafeatures.matchers.registry import matcher_class
     from portfolio.eval_data import portfolio_fingerprints
     from portfolio.evaluation import evaluate_recommender, plot_regret
 
     started = time.perf_counter()
     if args.n_batches < 1 or args.n_samples < 1:
         raise ConfigError("n_batches/n_samples", (args.n_batches, args.n_samples), "must be >= 1")
+    for name in args.matchers:
+        matcher_class(name)  # an unknown matcher fails before any fingerprinting
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
     params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
