@@ -75,6 +75,7 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--n-samples", type=int, default=64, help="images fingerprinted per held-out dataset")
     f.add_argument("--alc-time-budget", type=float, default=1200.0, help="T of the ALC time axis (AutoDL: 1200)")
     f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
+    f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share when a dataset has no test split")
     f.set_defaults(func=cmd_finetune)
 
 
@@ -156,7 +157,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     result = compare_finetune(recommender, _fingerprinter(loaded, args), datasets, args.budget_s, args.out_dir,
                               seed=args.seed, n_samples=args.n_samples, reduced=args.reduced,
-                              time_budget=args.alc_time_budget, t0=args.t0, device=args.device,
+                              time_budget=args.alc_time_budget, t0=args.t0, test_fraction=args.test_fraction,
+                              device=args.device,
                               progress=show_progress(args), say=say)
     payload = {**result.to_json(), "portfolio": str(loaded.directory),
                "seconds": round(time.perf_counter() - started, 1)}
