@@ -103,6 +103,8 @@ def _write(out_dir: Path, name: str, payload: dict[str, Any], args: argparse.Nam
 
 def cmd_recommender(args: argparse.Namespace) -> int:
     """Gather the known datasets' fingerprints, run the LODO evaluation, write JSON and PNG, report."""
+    from tqdm import tqdm
+
     from metafeatures.errors import ConfigError
     from metafeatures.matchers.registry import matcher_class
     from portfolio.eval_data import portfolio_fingerprints
@@ -119,9 +121,22 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     fps = portfolio_fingerprints(loaded, lambda: _fingerprinter(loaded, args), collection=args.collection,
                                  n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
                                  progress=show_progress(args), say=say) if args.matchers else None
-    result = evaluate_recommender(loaded.matrix, {e.dataset: e.summary for e in loaded.portfolio.entries}, fps,
-                                  matchers=args.matchers, params=params, batch_sizes=args.batch_sizes,
-                                  n_batches=args.n_batches, seed=args.seed, on_progress=say)
+    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers), desc="refit matchers", unit="fit",
+              disable=not show_progress(args)) as bar:
+
+        begun: list[str] = []
+
+        def step(message: str) -> None:
+            """Called before each refit: count the previous one as done and show what runs now."""
+            bar.update(1 if begun else 0)
+            begun.append(message)
+            bar.set_postfix_str(message)
+
+        result = evaluate_recommender(loaded.matrix, {e.dataset: e.summary for e in loaded.portfolio.entries}, fps,
+                                      matchers=args.matchers, params=params, batch_sizes=args.batch_sizes,
+                                      n_batches=args.n_batches, seed=args.seed,
+                                      on_progress=step if show_progress(args) else say)
+        bar.update(bar.total - bar.n)
     plot = plot_regret(result, args.out_dir / "regret.png",
                        f"leave-one-dataset-out, portfolio {loaded.version} ({len(result.datasets)} datasets)")
     payload = {**result.to_json(), "portfolio": str(loaded.directory), "portfolio_version": loaded.version,
