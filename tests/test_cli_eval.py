@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metafeatures.datasets import open_dataset
@@ -39,7 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         features[name] = fingerprinter.fingerprint(ds, content_hash(ds), n_samples=N_SAMPLES, seed=0,
                                                    use_cache=False).features
     matchers = fit_matchers(features, mlp={"hidden": 32, "max_epochs": 30})
-    return {"root": root, "data": root / "data",
+    return {"root": root, "data": root / "data", "spec": fingerprinter.spec, "summaries": summaries,
             "portfolio": save_test_portfolio(root / "pf", summaries, fingerprinter.spec, matchers)}
 
 
@@ -95,6 +96,16 @@ def test_eval_recommender_refuses_a_collection_with_other_content(world: dict, t
     make_image_folder(tmp_path / "other" / "tinted", **{**KNOWN["tinted"], "seed": 9})  # same name, other images
     err = fails(capsys, recommender_argv(world, tmp_path / "out", "--collection", str(tmp_path / "other")))
     assert "content hashes" in err and "tinted" in err
+
+
+def test_eval_recommender_refuses_a_portfolio_of_two_datasets(world: dict, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]):
+    rng = np.random.default_rng(0)
+    features = {s.name: rng.standard_normal((10, world["spec"].feature_dim)) for s in world["summaries"][:2]}
+    two = save_test_portfolio(tmp_path / "pf2", world["summaries"][:2], world["spec"], fit_matchers(features),
+                              scores=np.array([[0.9, 0.5], [0.6, 0.8]]), configs=INCUMBENTS[:2])
+    err = fails(capsys, ["eval", "recommender", "--portfolio", str(two), "--out-dir", str(tmp_path / "out")])
+    assert "at least 3 known datasets" in err
 
 
 def test_eval_recommender_unknown_matcher(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]):

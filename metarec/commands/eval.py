@@ -108,7 +108,7 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     from metafeatures.errors import ConfigError
     from metafeatures.matchers.registry import matcher_class
     from portfolio.eval_data import portfolio_fingerprints
-    from portfolio.evaluation import evaluate_recommender, plot_regret
+    from portfolio.evaluation import check_lodo_matrix, evaluate_recommender, plot_regret
 
     started = time.perf_counter()
     if args.n_batches < 1 or args.n_samples < 1:
@@ -117,6 +117,7 @@ def cmd_recommender(args: argparse.Namespace) -> int:
         matcher_class(name)  # an unknown matcher fails before any fingerprinting
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
+    check_lodo_matrix(loaded.matrix)  # a portfolio too small for leave-one-out fails before any fingerprinting
     params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
     fps = portfolio_fingerprints(loaded, lambda: _fingerprinter(loaded, args), collection=args.collection,
                                  n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
