@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,18 @@ def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("metarec: error: ") and captured.err.count("\n") == 1
     return captured.err
+
+
+def test_cli_defaults_are_the_library_defaults_and_the_parser_does_not_load_torch():
+    from metarec.commands import eval as eval_cmd
+    from portfolio import evaluation
+
+    assert eval_cmd.DEFAULT_MATCHERS == evaluation.DEFAULT_MATCHERS
+    assert eval_cmd.DEFAULT_BATCH_SIZES == evaluation.DEFAULT_BATCH_SIZES
+    code = "import sys; from metarec.cli import get_args_parser; get_args_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
 
 
 def recommender_argv(world: dict, out: Path, *extra: str) -> list[str]:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from metafeatures.fingerprint import Fingerprinter
     from portfolio.artifact import LoadedPortfolio
 
+# portfolio.evaluation's defaults, repeated here because importing it loads torch on every CLI start
+DEFAULT_MATCHERS = ("kmeans", "mlp", "moments")
+DEFAULT_BATCH_SIZES = (8, 64, 512)
 PORTFOLIO_HELP = f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)"
 
 
@@ -46,8 +49,6 @@ def _common(p: argparse.ArgumentParser, out_dir: str) -> None:
 
 def register_recommender(esub: argparse._SubParsersAction) -> None:
     """Add ``eval recommender``."""
-    from portfolio.evaluation import DEFAULT_BATCH_SIZES, DEFAULT_MATCHERS
-
     r = esub.add_parser("recommender", help="leave-one-dataset-out regret of the matchers and the baselines")
     _common(r, "runs/eval-recommender")
     r.add_argument("--collection", type=Path, default=None,
