@@ -19,8 +19,10 @@ from metarec.commands import (
     weights,
     zoo,
 )
+from metarec.commands import eval as evaluation
 
-COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, serve, zoo, weights)
+COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, evaluation, serve, zoo,
+                   weights)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

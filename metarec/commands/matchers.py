@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("matchers", help="evaluate the dataset matchers")
     msub = p.add_subparsers(dest="matchers_cmd", required=True, metavar="{eval}")
     e = msub.add_parser("eval", help="fit on part of each dataset, identify held-out batches of each size")
+    add_eval_arguments(e)
+
+
+def add_eval_arguments(e: argparse.ArgumentParser) -> None:
+    """Options of the matcher evaluation (shared by ``matchers eval`` and ``eval matchers``)."""
     e.add_argument("--collection", type=Path, required=True, help="directory of datasets")
     e.add_argument("--batch-sizes", type=_int_list, default=[1, 8, 32, 64, 128, 256, 512])
     e.add_argument("--matchers", default="kmeans,mlp,moments", help="comma-separated matcher names")

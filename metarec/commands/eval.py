@@ -1,0 +1,191 @@
+"""``metarec eval {recommender,finetune,matchers}``: does the recommender beat the baselines? (issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metarec.commands._common import emit_json, note, show_progress
+from metarec.commands.matchers import _int_list, add_eval_arguments
+from metarec.commands.portfolio import PORTFOLIO_DIR_ENV, open_portfolio
+
+if TYPE_CHECKING:
+    from metafeatures.fingerprint import Fingerprinter
+    from portfolio.artifact import LoadedPortfolio
+
+# portfolio.evaluation's defaults, repeated here because importing it loads torch on every CLI start
+DEFAULT_MATCHERS = ("kmeans", "mlp", "moments")
+DEFAULT_BATCH_SIZES = (8, 64, 512)
+PORTFOLIO_HELP = f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)"
+
+
+def _names(text: str) -> list[str]:
+    """Comma-separated names."""
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` command group."""
+    p = sub.add_parser("eval", help="evaluate the recommender against baselines (leave-one-dataset-out, fine-tuning)")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{recommender,finetune,matchers}")
+    register_recommender(esub)
+    register_finetune(esub)
+    m = esub.add_parser("matchers", help="dataset-identification accuracy vs test batch size (= matchers eval)")
+    add_eval_arguments(m)
+
+
+def _common(p: argparse.ArgumentParser, out_dir: str) -> None:
+    """Options every eval command shares."""
+    p.add_argument("--portfolio", type=Path, default=None, help=PORTFOLIO_HELP)
+    p.add_argument("--seed", type=int, default=0, help="fingerprint sampling and batch-drawing seed")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when present)")
+    p.add_argument("--out-dir", type=Path, default=Path(out_dir), help="where the JSON, PNG and arguments go")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress notes")
+
+
+def register_recommender(esub: argparse._SubParsersAction) -> None:
+    """Add ``eval recommender``."""
+    r = esub.add_parser("recommender", help="leave-one-dataset-out regret of the matchers and the baselines")
+    _common(r, "runs/eval-recommender")
+    r.add_argument("--collection", type=Path, default=None,
+                   help="directory holding the portfolio's datasets, fingerprinted when their fingerprints are "
+                        "not cached (default: regenerate the demo datasets into the cache)")
+    r.add_argument("--matchers", type=_names, default=list(DEFAULT_MATCHERS), help="comma-separated matcher names")
+    r.add_argument("--batch-sizes", type=_int_list, default=list(DEFAULT_BATCH_SIZES), help="test batch sizes")
+    r.add_argument("--n-batches", type=int, default=20, help="random batches of the held-out dataset per size")
+    r.add_argument("--n-samples", type=int, default=512,
+                   help="fingerprints per known dataset (the rebuild's --n-samples; default 512)")
+    r.add_argument("--no-cache", action="store_true", help="recompute fingerprints even if cached")
+    r.set_defaults(func=cmd_recommender)
+
+
+def register_finetune(esub: argparse._SubParsersAction) -> None:
+    """Add ``eval finetune``."""
+    f = esub.add_parser("finetune", help="fine-tune held-out datasets with the recommendation and the baseline")
+    _common(f, "runs/eval-finetune")
+    f.add_argument("--collection", type=Path, required=True, help="directory of datasets; those the portfolio "
+                                                                    "does not know are held out")
+    f.add_argument("--budget-s", type=float, required=True, help="wall-clock budget of each fine-tuning run")
+    f.add_argument("--datasets", type=_names, default=None, help="only these held-out datasets")
+    f.add_argument("--matcher", default="mlp", help="which of the portfolio's matchers recommends")
+    f.add_argument("--reduced", action="store_true", help="recommend only reduced-portfolio configurations")
+    f.add_argument("--n-samples", type=int, default=64, help="images fingerprinted per held-out dataset")
+    f.add_argument("--alc-time-budget", type=float, default=1200.0, help="T of the ALC time axis (AutoDL: 1200)")
+    f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
+    f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share when a dataset has no test split")
+    f.set_defaults(func=cmd_finetune)
+
+
+def _fingerprinter(loaded: LoadedPortfolio, args: argparse.Namespace) -> Fingerprinter:
+    """A Fingerprinter rebuilding the portfolio's spec (its weights identity), checked against it."""
+    from metafeatures.fingerprint import Fingerprinter
+    from metarec.commands.portfolio import fingerprinter_weights
+
+    spec = loaded.fingerprint_spec
+    weights, weights_seed = fingerprinter_weights(spec, None)
+    fingerprinter = Fingerprinter(backbone=spec.backbone, weights=weights, resolution=spec.resolution,
+                                  device=args.device, seed=weights_seed)
+    spec.require_same(fingerprinter.spec)
+    return fingerprinter
+
+
+def _write(out_dir: Path, name: str, payload: dict[str, Any], args: argparse.Namespace) -> Path:
+    """Write the result JSON and the arguments into ``out_dir``; return the JSON's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+    return path
+
+
+def cmd_recommender(args: argparse.Namespace) -> int:
+    """Gather the known datasets' fingerprints, run the LODO evaluation, write JSON and PNG, report."""
+    from tqdm import tqdm
+
+    from metafeatures.errors import ConfigError
+    from metafeatures.matchers.registry import matcher_class
+    from portfolio.eval_data import portfolio_fingerprints
+    from portfolio.evaluation import check_lodo_matrix, evaluate_recommender, plot_regret
+
+    started = time.perf_counter()
+    if args.n_batches < 1 or args.n_samples < 1:
+        raise ConfigError("n_batches/n_samples", (args.n_batches, args.n_samples), "must be >= 1")
+    for name in args.matchers:
+        matcher_class(name)  # an unknown matcher fails before any fingerprinting
+    say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
+    loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
+    check_lodo_matrix(loaded.matrix)  # a portfolio too small for leave-one-out fails before any fingerprinting
+    params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
+    fps = portfolio_fingerprints(loaded, lambda: _fingerprinter(loaded, args), collection=args.collection,
+                                 n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
+                                 progress=show_progress(args), say=say) if args.matchers else None
+    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers), desc="refit matchers", unit="fit",
+              disable=not show_progress(args)) as bar:
+
+        begun: list[str] = []
+
+        def step(message: str) -> None:
+            """Called before each refit: count the previous one as done and show what runs now."""
+            bar.update(1 if begun else 0)
+            begun.append(message)
+            bar.set_postfix_str(message)
+
+        result = evaluate_recommender(loaded.matrix, {e.dataset: e.summary for e in loaded.portfolio.entries}, fps,
+                                      matchers=args.matchers, params=params, batch_sizes=args.batch_sizes,
+                                      n_batches=args.n_batches, seed=args.seed,
+                                      on_progress=step if show_progress(args) else say)
+        bar.update(bar.total - bar.n)
+    plot = plot_regret(result, args.out_dir / "regret.png",
+                       f"leave-one-dataset-out, portfolio {loaded.version} ({len(result.datasets)} datasets)")
+    payload = {**result.to_json(), "portfolio": str(loaded.directory), "portfolio_version": loaded.version,
+               "plot": str(plot), "seconds": round(time.perf_counter() - started, 1)}
+    path = _write(args.out_dir, "eval_recommender.json", payload, args)
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(f"Leave-one-dataset-out over {len(result.datasets)} datasets of portfolio {loaded.version}: normalized "
+          f"regret (0 = oracle, 1 = worst other incumbent); matchers refitted without the held-out dataset, "
+          f"{args.n_batches} random batches per size")
+    print(result.table())
+    print()
+    print("Regret per held-out dataset")
+    print(result.per_dataset_table())
+    note(f"wrote {path} and {plot} in {payload['seconds']} s")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Pick the held-out datasets, recommend for each and fine-tune both arms; write JSON and report."""
+    from metafeatures.errors import ConfigError
+    from portfolio import Recommender
+    from portfolio.eval_data import heldout_datasets
+    from portfolio.eval_finetune import compare_finetune
+
+    started = time.perf_counter()
+    if not args.budget_s > 0:
+        raise ConfigError("budget_s", args.budget_s, "must be positive")
+    loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
+    recommender = Recommender(loaded, args.matcher)
+    datasets = heldout_datasets(loaded, args.collection, args.datasets)
+    say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
+    result = compare_finetune(recommender, _fingerprinter(loaded, args), datasets, args.budget_s, args.out_dir,
+                              seed=args.seed, n_samples=args.n_samples, reduced=args.reduced,
+                              time_budget=args.alc_time_budget, t0=args.t0, test_fraction=args.test_fraction,
+                              device=args.device,
+                              progress=show_progress(args), say=say)
+    payload = {**result.to_json(), "portfolio": str(loaded.directory),
+               "seconds": round(time.perf_counter() - started, 1)}
+    path = _write(args.out_dir, "eval_finetune.json", payload, args)
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(f"Held-out datasets fine-tuned for {args.budget_s:g} s each (seed {args.seed}): the {args.matcher} "
+          f"matcher's recommendation from portfolio {loaded.version} vs the seed-000 baseline (mobilenet_v2, "
+          "defaults); t1 = return time (first prediction)")
+    print(result.table())
+    note(f"wrote {path} in {payload['seconds']} s")
+    return 0

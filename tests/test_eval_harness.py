@@ -1,0 +1,174 @@
+"""The leave-one-dataset-out harness on a hand-made 4×4 performance matrix whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from metafeatures.errors import ConfigError, UnknownMatcherError
+from portfolio.evaluation import (
+    BASELINES,
+    evaluate_recommender,
+    expected_score,
+    knn_picks,
+    matcher_picks,
+    meta_features,
+    normalized_regret,
+    plot_regret,
+)
+from portfolio.selection import PerformanceMatrix
+
+NAMES = ("A", "B", "C", "D")
+# rows: incumbent of A..D; columns: datasets A..D
+SCORES = np.array([[0.9, 0.2, 0.6, 0.1],
+                   [0.5, 0.8, 0.3, 0.4],
+                   [0.4, 0.7, 0.9, 0.8],
+                   [0.3, 0.6, 0.5, 0.9]])
+MATRIX = PerformanceMatrix(configs=NAMES, datasets=NAMES, scores=SCORES)
+
+# Worked by hand. Holding out t leaves the other three incumbents; regret = (oracle - score) / (oracle - worst).
+#   A: others score B .5, C .4, D .3 -> oracle B. Means over B,C,D columns: B .5, C .8, D .667 -> single_best C
+#      (.4, regret .5); random .4 -> .5
+#   B: A .2, C .7, D .6 -> oracle C. Means over A,C,D: A .533, C .7, D .567 -> C (regret 0); random .5 -> .4
+#   C: A .6, B .3, D .5 -> oracle A. Means over A,B,D: A .4, B .567, D .6 -> D (.5, regret 1/3); random .4667 -> 4/9
+#   D: A .1, B .4, C .8 -> oracle C. Means over A,B,C: A .567, B .533, C .667 -> C (regret 0); random .4333 -> 11/21
+ORACLE = {"A": "B", "B": "C", "C": "A", "D": "C"}
+SINGLE_BEST = {"A": "C", "B": "C", "C": "D", "D": "C"}
+SINGLE_BEST_REGRET = {"A": 0.5, "B": 0.0, "C": 1 / 3, "D": 0.0}
+RANDOM_REGRET = {"A": 0.5, "B": 0.4, "C": 4 / 9, "D": 11 / 21}
+
+# meta-features: A and C are small grey images with 10 classes, B and D large colour images with 2-3 classes
+SUMMARIES = {
+    "A": {"n_classes": 10, "n_items": 1000, "mean_height": 28, "mean_width": 28, "channels": 1},
+    "B": {"n_classes": 2, "n_items": 100, "mean_height": 224, "mean_width": 224, "channels": 3},
+    "C": {"n_classes": 10, "n_items": 1200, "mean_height": 32, "mean_width": 32, "channels": 1},
+    "D": {"n_classes": 3, "n_items": 150, "mean_height": 200, "mean_width": 180, "channels": 3},
+}
+# nearest by meta-features: A<->C, B<->D; their scores: A gets C's .4, B gets D's .6, C gets A's .6, D gets B's .4
+KNN_REGRET = {"A": 0.5, "B": 0.2, "C": 0.0, "D": 4 / 7}
+
+
+def fingerprints(pairs: dict[str, str], n: int = 60, dim: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Gaussian fingerprints: each dataset sits 0.5 away from its partner in ``pairs`` and 12 from the rest."""
+    rng = np.random.default_rng(seed)
+    centres: dict[str, np.ndarray] = {}
+    for k, (a, b) in enumerate(pairs.items()):
+        centre = np.zeros(dim)
+        centre[k] = 12.0
+        centres[a], centres[b] = centre, centre + 0.5 * np.eye(dim)[-1]
+    return {name: centres[name] + 0.3 * rng.standard_normal((n, dim)) for name in NAMES}
+
+
+SMALL = {"kmeans": {"n_clusters": 4, "n_init": 2}, "mlp": {"hidden": 16, "max_epochs": 20, "lr": 0.01},
+         "moments": {"hidden": 16, "max_epochs": 30, "sets_per_dataset": 32, "lr": 0.01}}
+
+
+def test_regret_is_zero_for_the_oracle_one_for_the_worst_and_linear_between():
+    assert normalized_regret(0.5, MATRIX, "A") == 0.0  # B's score on A, the best of the others
+    assert normalized_regret(0.3, MATRIX, "A") == pytest.approx(1.0)  # D's, the worst
+    assert normalized_regret(0.35, MATRIX, "A") == pytest.approx(0.75)
+    # A's own incumbent (0.9 on A) is not a candidate: it would be a regret below zero
+    assert normalized_regret(0.9, MATRIX, "A") == pytest.approx(-2.0)
+
+
+def test_regret_is_zero_when_every_other_incumbent_ties():
+    flat = PerformanceMatrix(configs=NAMES[:3], datasets=NAMES[:3],
+                             scores=np.array([[0.9, 0.4, 0.4], [0.5, 0.9, 0.4], [0.5, 0.4, 0.9]]))
+    assert normalized_regret(0.5, flat, "A") == 0.0
+
+
+def test_expected_score_weights_the_matrix_and_counts_a_failure_as_minus_one():
+    assert expected_score({"B": 0.5, "D": 0.5}, MATRIX, "A") == pytest.approx(0.4)
+    failed = PerformanceMatrix(configs=NAMES[:3], datasets=NAMES[:3],
+                               scores=np.array([[0.9, 0.4, 0.4], [np.nan, 0.9, 0.4], [0.5, 0.4, 0.9]]))
+    assert expected_score({"B": 1.0}, failed, "A") == -1.0
+
+
+def test_baselines_on_the_hand_made_matrix():
+    result = evaluate_recommender(MATRIX, SUMMARIES, matchers=())
+    assert list(result.methods) == list(BASELINES)
+    for t in NAMES:
+        assert result.methods["oracle"].picks[t] == {ORACLE[t]: 1.0}
+        assert result.methods["oracle"].regrets[t] == 0.0
+        assert result.methods["single_best"].picks[t] == {SINGLE_BEST[t]: 1.0}
+        assert result.methods["single_best"].regrets[t] == pytest.approx(SINGLE_BEST_REGRET[t])
+        assert result.methods["random"].regrets[t] == pytest.approx(RANDOM_REGRET[t])
+        assert result.methods["metafeatures_knn"].regrets[t] == pytest.approx(KNN_REGRET[t])
+    assert result.methods["single_best"].mean_regret == pytest.approx((0.5 + 1 / 3) / 4)
+    assert result.methods["random"].scores["A"] == pytest.approx(0.4)
+    # oracle beats single_best on A (.5 > .4) and C (.6 > .5), ties on B and D
+    assert result.beats_single_best("oracle") == 0.5
+    assert result.beats_single_best("single_best") == 0.0
+    assert result.beats_single_best("metafeatures_knn") == 0.25  # C: .6 > .5; A ties, B and D lose
+
+
+def test_json_shape_of_the_result():
+    payload = evaluate_recommender(MATRIX, SUMMARIES, matchers=()).to_json()
+    assert set(payload["methods"]) == set(BASELINES)
+    for method in payload["methods"].values():
+        assert {"mean_regret", "beats_single_best", "per_dataset"} <= set(method)
+        assert set(method["per_dataset"]) == set(NAMES)
+    assert payload["methods"]["random"]["per_dataset"]["B"] == 0.4
+
+
+def test_meta_features_are_log_counts_log_resolution_and_channels():
+    f = meta_features({"n_classes": 10, "n_items": 1000, "mean_height": 20, "mean_width": 80, "channels": 3})
+    np.testing.assert_allclose(f, [math.log(10), math.log(1000), math.log(40), 3.0])
+
+
+def test_knn_standardises_so_a_large_scale_feature_does_not_dominate():
+    # raw distances from x: p = sqrt(101), q = 3 -> q; standardised (std 5 and 1): p = sqrt(5), q = 3 -> p
+    features = {"x": np.array([0.0, 0.0]), "p": np.array([10.0, 1.0]), "q": np.array([0.0, 3.0])}
+    assert knn_picks(features, "x", ["p", "q"]) == {"p": 1.0}
+    # a constant feature is left unscaled instead of dividing by zero (which would make every distance infinite)
+    features = {"x": np.array([0.0, 5.0]), "p": np.array([3.0, 7.0]), "q": np.array([1.0, 7.0])}
+    assert knn_picks(features, "x", ["p", "q"]) == {"q": 1.0}
+
+
+@pytest.mark.parametrize("name", ["kmeans", "mlp", "moments"])
+def test_matcher_lodo_picks_the_nearest_other_dataset(name: str):
+    fps = fingerprints({"A": "B", "C": "D"})
+    picks = matcher_picks(name, SMALL[name], fps, "A", batch_sizes=(8, 64), n_batches=5, seed=0)
+    assert picks == {8: {"B": 1.0}, 64: {"B": 1.0}}  # A's partner, although A itself was never seen
+
+
+def test_matcher_methods_and_their_regrets():
+    # fingerprint partners A<->B and C<->D differ from the meta-feature partners A<->C, B<->D
+    fps = fingerprints({"A": "B", "C": "D"})
+    result = evaluate_recommender(MATRIX, SUMMARIES, fps, matchers=("kmeans", "mlp"), params=SMALL,
+                                  batch_sizes=(8, 64), n_batches=4, seed=1)
+    assert list(result.methods) == [*BASELINES, "kmeans@8", "kmeans@64", "mlp@8", "mlp@64"]
+    expected = {"A": 0.0, "B": 1.0, "C": 1 / 3, "D": 0.0}  # A gets B's .5, B gets A's .2, C gets D's .5, D gets C's .8
+    for method in ("kmeans@8", "kmeans@64", "mlp@8", "mlp@64"):
+        assert result.methods[method].regrets == pytest.approx(expected)
+        assert result.beats_single_best(method) == 0.25  # A: .5 > .4; B loses, C and D tie
+    assert result.settings["batch_sizes"] == [8, 64]
+
+
+def test_refuses_a_portfolio_too_small_for_leave_one_out():
+    small = PerformanceMatrix(configs=("A", "B"), datasets=("A", "B"), scores=np.eye(2))
+    with pytest.raises(ConfigError, match="at least 3 known datasets"):
+        evaluate_recommender(small, SUMMARIES, matchers=())
+
+
+def test_refuses_rows_that_are_not_the_datasets_incumbents():
+    odd = PerformanceMatrix(configs=("x", "y", "z", "w"), datasets=NAMES, scores=SCORES)
+    with pytest.raises(ConfigError, match="one incumbent row per known dataset"):
+        evaluate_recommender(odd, SUMMARIES, matchers=())
+
+
+def test_refuses_an_unknown_matcher_and_missing_inputs():
+    with pytest.raises(UnknownMatcherError, match="bogus"):
+        evaluate_recommender(MATRIX, SUMMARIES, fingerprints({"A": "B", "C": "D"}), matchers=("bogus",))
+    with pytest.raises(ConfigError, match="fingerprints"):
+        evaluate_recommender(MATRIX, SUMMARIES, None, matchers=("mlp",))
+    with pytest.raises(ConfigError, match="summary"):
+        evaluate_recommender(MATRIX, {k: v for k, v in SUMMARIES.items() if k != "D"}, matchers=())
+
+
+def test_plot_regret_writes_a_png(tmp_path):
+    result = evaluate_recommender(MATRIX, SUMMARIES, matchers=())
+    path = plot_regret(result, tmp_path / "sub" / "regret.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
