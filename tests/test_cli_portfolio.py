@@ -177,3 +177,10 @@ def test_recommend_with_a_weights_file(world: dict, tmp_path: Path, capsys: pyte
     torch.save(Fingerprinter("resnet18", "random", resolution=32, seed=1).model.state_dict(), other)
     err = fails(capsys, [*base, "--weights", str(other)])
     assert "spec mismatch" in err and "weights" in err
+
+
+def test_the_cli_names_the_same_portfolio_variable_as_the_library():
+    from metarec.commands import portfolio as cli_portfolio
+    from portfolio import defaults
+
+    assert cli_portfolio.PORTFOLIO_DIR_ENV == defaults.PORTFOLIO_DIR_ENV

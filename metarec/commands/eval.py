@@ -82,15 +82,9 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
 
 def _fingerprinter(loaded: LoadedPortfolio, args: argparse.Namespace) -> Fingerprinter:
     """A Fingerprinter rebuilding the portfolio's spec (its weights identity), checked against it."""
-    from metafeatures.fingerprint import Fingerprinter
-    from metarec.commands.portfolio import fingerprinter_weights
+    from portfolio.fingerprinting import fingerprinter_for
 
-    spec = loaded.fingerprint_spec
-    weights, weights_seed = fingerprinter_weights(spec, None)
-    fingerprinter = Fingerprinter(backbone=spec.backbone, weights=weights, resolution=spec.resolution,
-                                  device=args.device, seed=weights_seed)
-    spec.require_same(fingerprinter.spec)
-    return fingerprinter
+    return fingerprinter_for(loaded, device=args.device)
 
 
 def _write(out_dir: Path, name: str, payload: dict[str, Any], args: argparse.Namespace) -> Path:

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarec.commands._common import emit_json, note, show_progress
-from portfolio.defaults import PORTFOLIO_DIR_ENV, default_portfolio_dir
 
 if TYPE_CHECKING:
     from portfolio.artifact import LoadedPortfolio
 
 REBUILD_HINT = "build one with `metarec rebuild --collection DIR --out DIR`"
+PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"  # portfolio.defaults reads it; spelled here so --help stays torch-free
+
+
+def default_portfolio_dir() -> Path:
+    """``$METAREC_PORTFOLIO_DIR`` or the shipped demo portfolio (see :mod:`portfolio.defaults`)."""
+    from portfolio.defaults import default_portfolio_dir as _default
+
+    return _default()
 
 
 def open_portfolio(directory: Path | None, how_to_pass: str = "pass a directory") -> LoadedPortfolio:
