@@ -16,7 +16,8 @@ from service import queue
 from service.context import AppContext
 from service.db import make_engine, session_factory
 from service.errors import install_handlers
-from service.metrics import Metrics
+from service.limits import ENVELOPE, BodyLimitMiddleware
+from service.metrics import Metrics, MetricsMiddleware
 from service.portfolio_state import PortfolioState, published_portfolio
 from service.routes import datasets, health, jobs, portfolio, recommendations
 from service.settings import Settings
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.state.settings = settings
     install_handlers(app)
-    app.middleware("http")(ctx.metrics.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + ENVELOPE)
     for module in (health, datasets, recommendations, jobs, portfolio):
         app.include_router(module.router)
     return app

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import sessionmaker
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import queue
 from service.db import JOB_STATUSES
@@ -45,15 +44,29 @@ class Metrics:
                                        registry=self.registry)
         self.registry.register(_JobCollector(factory))
 
-    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Time every request, labelled by its route template (bounded cardinality), not its raw path."""
+
+
+class MetricsMiddleware:
+    """Pure ASGI: time every request, labelled by its route template (bounded cardinality), not its raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        status = 500
+        status = {"code": 500}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, capture)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.latency.labels(request.method, template, str(status)).observe(time.perf_counter() - start)
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.latency.labels(scope["method"], template, str(status["code"])).observe(
+                time.perf_counter() - start)

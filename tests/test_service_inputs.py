@@ -288,3 +288,15 @@ def test_bad_job_filters_and_admin_inputs(c, server):
         envelope(admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll",
                                                             "base_config": {"lr": 9}}), 422, "invalid_configuration")
         assert admin.get("/readyz").status_code == 200  # the refused portfolio did not replace the served one
+
+
+def test_bodies_over_the_limit_are_refused_while_streaming(c):
+    big = b'{"path": "' + b"x" * (LIMITS["max_upload_bytes"] + 70_000) + b'"}'
+    envelope(c.post("/v1/datasets", content=big, headers={"content-type": "application/json"}), 413)
+
+    def chunks():  # no Content-Length: the limit is enforced on the bytes as they arrive
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = c.post("/v1/jobs", content=chunks(), headers={"content-type": "application/json"})
+    envelope(r, 413, "payload_too_large")

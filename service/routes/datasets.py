@@ -16,6 +16,7 @@ from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, new_id
 from service.errors import APIError, from_metarec, not_found
+from service.limits import ENVELOPE, json_body, limited
 from service.schemas import DatasetList, DatasetOut, DatasetRegister
 from service.uploads import extract_archive, resolve_inside, save_upload
 
@@ -62,7 +63,7 @@ def _store(factory: sessionmaker, source: str, path: Path, summary: dict[str, An
 async def _register_upload(request: Request, ctx: AppContext) -> tuple[DatasetRow, bool]:
     """Stream the archive to disk under the limit, extract it safely, summarise; on error keep nothing."""
     settings = ctx.settings
-    form = await request.form(max_files=1, max_fields=4)
+    form = await limited(request, settings.max_upload_bytes + ENVELOPE).form(max_files=1, max_fields=4)
     archive = form.get("archive")
     if archive is None or isinstance(archive, str):
         raise APIError(422, "validation_error", "multipart upload needs a file field 'archive' (.zip or .tar.gz)")
@@ -112,22 +113,13 @@ async def register_dataset(request: Request, ctx: AppContext = Depends(get_ctx))
     if content_type.startswith("multipart/form-data"):
         row, created = await _register_upload(request, ctx)
     else:
-        body = DatasetRegister.model_validate_json(await _json_body(request))
+        body = DatasetRegister.model_validate_json(await json_body(request))
         path = resolve_inside(ctx.settings.root, body.path)
         summary = await asyncio.get_running_loop().run_in_executor(ctx.pool, _summarise, path, body.name)
         row, created = _store(ctx.factory, "path", path, summary, new_id("ds"))
     from fastapi.responses import JSONResponse
 
     return JSONResponse(to_out(row).model_dump(mode="json"), status_code=201 if created else 200)
-
-
-async def _json_body(request: Request) -> bytes:
-    """The raw JSON body; a wrong content type is 415."""
-    content_type = request.headers.get("content-type", "")
-    if content_type and not content_type.startswith("application/json"):
-        raise APIError(415, "unsupported_media_type",
-                       "send application/json ({\"path\": ...}) or multipart/form-data (archive upload)")
-    return await request.body()
 
 
 @router.get("", response_model=DatasetList)

@@ -18,8 +18,8 @@ from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, RecommendationRow, new_id
 from service.errors import APIError, from_metarec, not_found
+from service.limits import json_body, limited
 from service.portfolio_state import Served
-from service.routes.datasets import _json_body
 from service.schemas import RecommendationOut, RecommendationRequest
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], dependencies=[Depends(require_user)])
@@ -66,7 +66,7 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> tuple[dict[str,
     """The form's options and image files, with the count and size limits applied."""
     limit = ctx.settings.max_recommend_images
     try:
-        form = await request.form(max_files=limit, max_fields=10)
+        form = await limited(request, ctx.settings.max_upload_bytes).form(max_files=limit, max_fields=10)
     except StarletteHTTPException as exc:  # the parser stops at the limit instead of buffering everything
         if "files" in str(exc.detail):
             raise APIError(413, "too_many_images", f"at most {limit} images per request", {"limit": limit}) from None
@@ -98,7 +98,7 @@ async def recommend(request: Request, ctx: AppContext = Depends(get_ctx)) -> Rec
         body = RecommendationRequest.model_validate({"dataset_id": "upload", **options})
         features = await loop.run_in_executor(ctx.pool, _upload_features, served, blobs)
     else:
-        body = RecommendationRequest.model_validate_json(await _json_body(request))
+        body = RecommendationRequest.model_validate_json(await json_body(request))
         with ctx.factory() as session:
             row = session.get(DatasetRow, body.dataset_id)
         if row is None:
