@@ -110,10 +110,13 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 12, quality: int = 3)
     codec = VIDEO_CODECS.get(path.suffix.lower())
     if codec is None:
         raise ValueError(f"cannot write {path.suffix!r}; writable: {', '.join(sorted(VIDEO_CODECS))}")
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or frames.shape[1] % 2 or frames.shape[2] % 2:
+    if (frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8
+            or frames.shape[1] % 2 or frames.shape[2] % 2):
         raise ValueError(f"frames must be (T, H, W, 3) uint8 with even H and W, got {frames.shape} {frames.dtype}")
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.VideoStream):  # pragma: no cover - the codecs above are video codecs
+            raise TypeError(f"{codec} did not give a video stream")
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.thread_count = 1  # one thread: the encoded bytes do not depend on scheduling
         stream.options = {"qscale": str(quality)} if codec == "mpeg4" else {"crf": "10", "b": "1M"}
