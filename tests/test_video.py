@@ -182,3 +182,15 @@ def test_video_fingerprints_average_selected_frames_and_record_the_modality(tmp_
     assert FingerprintSpec.from_dict(fp.spec.to_dict()) == fp.spec
     with pytest.raises(Exception, match="frame policy"):
         FingerprintSpec.from_dict({**fpr.spec.to_dict(), "modality": "video"})
+
+
+def test_finetune_command_takes_a_video_head(tmp_path, capsys):
+    from metarec.cli import main
+
+    make_video_dataset(tmp_path / "v", {"a": 4, "b": 4}, n_frames=8)
+    assert main(["finetune", str(tmp_path / "v"), "--backbone", "lenet", "--pretrained", "none", "--input-size",
+                 "16", "--video-head", "average", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "model.pt").video == VideoSpec("average", 4, 3)
+    assert main(["finetune", str(tmp_path / "v"), "--video-head", "lstm", "--epochs", "1",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "video_head" in capsys.readouterr().err
