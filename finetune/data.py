@@ -94,7 +94,14 @@ def _decode(ds: Dataset, indices: np.ndarray, size: tuple[int, int], progress: b
 
 def prepare(ds: Dataset, input_size: str | int = "adaptive", max_edge: int = 128, test_fraction: float = 0.2,
             seed: int = 0, use_cache: bool = True, progress: bool = False) -> PreparedData:
-    """Split, check and decode a dataset for training; every data problem is raised before training starts."""
+    """Split, check and decode a dataset for training; every data problem is raised before training starts.
+
+    A video dataset goes to :func:`finetune.video_data.prepare_video` (``max_edge`` does not apply to clips).
+    """
+    if ds.modality == "video":
+        from finetune.video_data import prepare_video  # imports this module
+
+        return prepare_video(ds, input_size, test_fraction, seed, use_cache=use_cache, progress=progress)
     train_idx, test_idx, source = split_indices(ds, test_fraction, seed)
     size = target_size(ds, input_size, max_edge, seed=seed)
     path = _cache_file(ds, size, test_fraction, seed) if use_cache else None

@@ -27,7 +27,7 @@ from finetune.data import PreparedData, prepare
 from finetune.heads import VideoSpec
 from finetune.metrics import DEFAULT_T0, DEFAULT_TIME_BUDGET, alc, nauc
 from finetune.result import CurvePoint, FinetuneResult
-from finetune.video_data import VideoData, prepare_video
+from finetune.video_data import VideoData
 from metafeatures.datasets import Dataset, open_dataset
 from metafeatures.errors import ConfigError
 from metafeatures.fingerprint import IMAGENET_MEAN, IMAGENET_STD, pick_device
@@ -149,7 +149,8 @@ def finetune(config: FinetuneConfig, dataset: Dataset | str | Path, options: Tra
     device = pick_device(options.device)
     amp = device.type == "cuda"
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-    data = _prepare(ds, config, options)
+    data = prepare(ds, config.input_size, config.max_edge, options.test_fraction, config.seed,
+                   use_cache=options.use_cache, progress=options.show_progress)
     video = None
     if isinstance(data, VideoData) and data.window is not None:
         video = VideoSpec(config.video_head_or_default, data.window.frames, data.window.kernel)
@@ -215,15 +216,6 @@ def finetune(config: FinetuneConfig, dataset: Dataset | str | Path, options: Tra
             result.checkpoint = str(ckpt)
         result.save(out_dir)
     return result
-
-
-def _prepare(ds: Dataset, config: FinetuneConfig, options: TrainOptions) -> PreparedData:
-    """Decoded train/test data: images at the adaptive size, or clips under seed 000's frame policy."""
-    if ds.modality == "video":
-        return prepare_video(ds, config.input_size, options.test_fraction, config.seed,
-                             use_cache=options.use_cache, progress=options.show_progress)
-    return prepare(ds, config.input_size, config.max_edge, options.test_fraction, config.seed,
-                   use_cache=options.use_cache, progress=options.show_progress)
 
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
