@@ -176,7 +176,8 @@ def rebuild(opts: RebuildOptions) -> Path:
     scores: dict[str, float] = {}
     for name, ds in datasets.items():
         summaries[name] = summarize(ds)
-        _say(opts, f"BOHB on {name} ({summaries[name].n_items} images)")
+        unit = "clips" if summaries[name].modality == "video" else "images"
+        _say(opts, f"BOHB on {name} ({summaries[name].n_items} {unit})")
         best = search_dataset(name, ds, opts)
         incumbents[name] = best.config
         scores[name] = -float(best.loss)  # type: ignore[arg-type]
