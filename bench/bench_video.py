@@ -81,7 +81,8 @@ def main() -> None:
             start = time.perf_counter()
             fpr.fingerprint(ds, s.content_hash, n_samples=len(ds), use_cache=True)
             seconds = time.perf_counter() - start
-            print(f"{row} fingerprint clips/s ({label}, decode+select+forward) | {len(ds) / seconds:.1f} |")
+            what = "decode + select + forward" if label == "cold" else "forward from decoded-clip cache"
+            print(f"{row} fingerprint clips/s ({label}: {what}) | {len(ds) / seconds:.1f} |")
             # drop the fingerprint file but keep decoded clips, so "warm" measures the forward pass
             shutil.rmtree(Path(os.environ["METAREC_CACHE_DIR"]) / "fingerprints", ignore_errors=True)
         for head in ("temporal_conv", "average"):
