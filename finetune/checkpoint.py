@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from finetune.heads import HeadSpec
-from finetune.model import STRATEGIES, FinetuneModel, build_model
+from finetune.heads import HeadSpec, VideoSpec
+from finetune.model import STRATEGIES, FinetuneModel, VideoFinetuneModel, build_model
 from finetune.zoo import list_models
 from metafeatures.errors import ArtifactError, ConfigError
 
@@ -45,6 +45,7 @@ class Checkpoint:
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = CHECKPOINT_FORMAT_VERSION
+    video: VideoSpec | None = None  # optional key: absent in image checkpoints
 
 
 def _check_plain(value: object, where: str, tensors: bool) -> None:
@@ -106,6 +107,8 @@ def save_checkpoint(path: str | Path, model: FinetuneModel, config: Mapping[str,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": extra,
     }
+    if isinstance(model, VideoFinetuneModel):
+        payload["video"] = model.video.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
@@ -175,12 +178,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     last_k = data["last_k"]
     if last_k is not None and (isinstance(last_k, bool) or not isinstance(last_k, int)):
         raise bad("last_k", "not an integer or None")
+    video = None
+    if data.get("video") is not None:
+        try:
+            video = VideoSpec.from_dict(data["video"])
+        except (ConfigError, TypeError, AttributeError) as exc:
+            raise bad("video", str(exc)) from exc
     return Checkpoint(
         path=path, zoo_name=data["zoo_name"], n_classes=n, class_names=list(names), head=head,
         strategy=data["strategy"], last_k=last_k, input_size=(size[0], size[1]), config=dict(data["config"]),
         state_dict=dict(state), pretrained=str(data["pretrained"]), metarec_version=str(data["metarec_version"]),
         torch_version=str(data["torch_version"]), created_at=str(data["created_at"]), extra=dict(data["extra"]),
-        format_version=version,
+        format_version=version, video=video,
     )
 
 
@@ -189,7 +198,7 @@ def model_from_checkpoint(ckpt: Checkpoint) -> FinetuneModel:
     where = ckpt.path or "checkpoint"
     try:
         model = build_model(ckpt.zoo_name, ckpt.n_classes, head=ckpt.head, strategy=ckpt.strategy,
-                            last_k=ckpt.last_k or 1, input_size=ckpt.input_size)
+                            last_k=ckpt.last_k or 1, input_size=ckpt.input_size, video=ckpt.video)
     except ConfigError as exc:
         raise ArtifactError(f"{where}: cannot rebuild its model: {exc}") from exc
     try:

@@ -43,6 +43,11 @@ SGD_WEIGHT_DECAY = 1e-6
 PRETRAINED_IMAGENET = "imagenet"
 PRETRAINED_NONE = "none"
 
+# Video heads: per-frame backbone + temporal 1-D convolution (seed 000 §II.B, its final model and the default
+# for video), or per-frame predictions averaged over frames (seed 001 eq. 2). Images ignore the field.
+VIDEO_HEADS: tuple[str, ...] = ("temporal_conv", "average")
+DEFAULT_VIDEO_HEAD = "temporal_conv"
+
 # Fields the ConfigSpace search space of ``finetune.space`` holds (``last_k`` only when strategy == "last_k").
 CONFIGSPACE_FIELDS: tuple[str, ...] = (
     "backbone",
@@ -110,6 +115,7 @@ class FinetuneConfig(BaseModel):
     input_size: Literal["adaptive"] | Annotated[int, Field(ge=8)] = "adaptive"
     max_edge: Annotated[int, Field(ge=8)] = 128
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    video_head: Literal["temporal_conv", "average"] | None = None
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __init__(self, **data: Any) -> None:
@@ -200,6 +206,11 @@ class FinetuneConfig(BaseModel):
             return {"lr": self.lr, "momentum": SGD_MOMENTUM, "nesterov": SGD_NESTEROV, "weight_decay": SGD_WEIGHT_DECAY}
         return {"lr": self.lr}
 
+    @property
+    def video_head_or_default(self) -> str:
+        """The video head a video dataset gets: ``video_head``, or seed 000's temporal convolution when unset."""
+        return self.video_head or DEFAULT_VIDEO_HEAD
+
     def head_spec(self) -> HeadSpec:
         """The classification head's shape (seed 000: optional 1x1 conv, pooling, 1-3 FC layers)."""
         from finetune.heads import HeadSpec
@@ -218,8 +229,12 @@ class FinetuneConfig(BaseModel):
     # ---- serialisation --------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON-ready builtins (the format ``from_dict`` reads back)."""
-        return self.model_dump(mode="json")
+        """All fields as JSON-ready builtins (the format ``from_dict`` reads back); an unset ``video_head`` is
+        left out, so configs without one keep the exact JSON and digest they had before video support."""
+        data = self.model_dump(mode="json")
+        if data.get("video_head") is None:
+            data.pop("video_head", None)
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), so equal configs give equal text and equal digests."""
@@ -280,6 +295,8 @@ class FinetuneConfig(BaseModel):
         out = {name: data[name] for name in CONFIGSPACE_FIELDS}
         if self.strategy != "last_k":
             del out["last_k"]
+        if self.video_head is not None:
+            out["video_head"] = self.video_head
         return out
 
     def to_configuration(self, space: ConfigurationSpace) -> Configuration:
@@ -288,6 +305,8 @@ class FinetuneConfig(BaseModel):
 
         names = set(space.keys())
         values = {key: value for key, value in self.to_configspace_dict().items() if key in names}
+        if "video_head" in names:  # a video space: an unset head means the default one
+            values.setdefault("video_head", self.video_head_or_default)
         for key in CONFIGSPACE_FIELDS:
             if key in names and key not in values and key != "last_k":
                 raise ConfigError(key, None, "missing value for a hyperparameter of the space")

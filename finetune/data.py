@@ -33,6 +33,15 @@ class PreparedData:
         """Number of classes (outputs of the head)."""
         return len(self.classes)
 
+    @property
+    def n_train(self) -> int:
+        """Number of training examples."""
+        return len(self.x_train)
+
+    def train_batch(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The training inputs ``idx`` (images need no randomness; video clips draw their frame windows)."""
+        return self.x_train[idx]
+
 
 def split_indices(ds: Dataset, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """The dataset's own train/test split when it has a test part, else a stratified seeded split."""
@@ -85,7 +94,14 @@ def _decode(ds: Dataset, indices: np.ndarray, size: tuple[int, int], progress: b
 
 def prepare(ds: Dataset, input_size: str | int = "adaptive", max_edge: int = 128, test_fraction: float = 0.2,
             seed: int = 0, use_cache: bool = True, progress: bool = False) -> PreparedData:
-    """Split, check and decode a dataset for training; every data problem is raised before training starts."""
+    """Split, check and decode a dataset for training; every data problem is raised before training starts.
+
+    A video dataset goes to :func:`finetune.video_data.prepare_video` (``max_edge`` does not apply to clips).
+    """
+    if ds.modality == "video":
+        from finetune.video_data import prepare_video  # imports this module
+
+        return prepare_video(ds, input_size, test_fraction, seed, use_cache=use_cache, progress=progress)
     train_idx, test_idx, source = split_indices(ds, test_fraction, seed)
     size = target_size(ds, input_size, max_edge, seed=seed)
     path = _cache_file(ds, size, test_fraction, seed) if use_cache else None
@@ -98,7 +114,7 @@ def prepare(ds: Dataset, input_size: str | int = "adaptive", max_edge: int = 128
         if path is not None:
             atomic_savez(path, x_train=x_train, i_train=kept_train, x_test=x_test, i_test=kept_test)
     labels = ds.labels
-    _check_split(ds, labels[kept_train], labels[kept_test])
+    check_split(ds, labels[kept_train], labels[kept_test])
     classes = sorted(str(c) for c in set(labels[kept_train]))
     lookup = {c: k for k, c in enumerate(classes)}
     return PreparedData(x_train=x_train, y_train=np.array([lookup[c] for c in labels[kept_train]], dtype=np.int64),
@@ -106,7 +122,7 @@ def prepare(ds: Dataset, input_size: str | int = "adaptive", max_edge: int = 128
                         classes=classes, size=size, split_source=source)
 
 
-def _check_split(ds: Dataset, train_labels: np.ndarray, test_labels: np.ndarray) -> None:
+def check_split(ds: Dataset, train_labels: np.ndarray, test_labels: np.ndarray) -> None:
     """Refuse an empty split, a test class never seen in training, or a single-class training set."""
     if not len(train_labels):
         raise DatasetError(ds.root, "the train split is empty")

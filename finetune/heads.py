@@ -79,3 +79,55 @@ class Head(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from a 4-D feature map."""
         return self.fc(torch.flatten(self.pool(self.conv(features)), 1))
+
+
+VIDEO_HEAD_KINDS = ("temporal_conv", "average")
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """How a video model fuses frames: ``head`` is ``temporal_conv`` (a 1-D convolution of width ``kernel``
+    over the ``frames`` per-frame feature vectors, seed 000) or ``average`` (per-frame logits averaged,
+    seed 001 eq. 2)."""
+
+    head: str = "temporal_conv"
+    frames: int = 4
+    kernel: int = 3
+
+    def __post_init__(self) -> None:
+        """Refuse a head kind that does not exist or a kernel longer than the frame window."""
+        if self.head not in VIDEO_HEAD_KINDS:
+            raise HeadSpecError("video_head", self.head, f"must be one of {', '.join(VIDEO_HEAD_KINDS)}")
+        for name in ("frames", "kernel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise HeadSpecError(name, value, "must be a positive integer")
+        if self.kernel > self.frames:
+            raise HeadSpecError("kernel", self.kernel, f"longer than the {self.frames}-frame window")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready), the form checkpoints store."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoSpec:
+        """Rebuild from ``to_dict`` output; unknown keys are an error."""
+        unknown = sorted(set(data) - {"head", "frames", "kernel"})
+        if unknown:
+            raise HeadSpecError(unknown[0], data[unknown[0]], "unknown VideoSpec field")
+        return cls(**data)
+
+
+class TemporalFusion(nn.Module):
+    """Seed 000's temporal block: a depthwise 1-D convolution (no padding) + ReLU over per-frame feature
+    vectors (N, C, T), then the mean over the remaining time steps → (N, C). Depthwise keeps it at C·k
+    weights (MobileNetV2's 1280 channels would need 11 M weights for a full kernel-7 convolution)."""
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size=kernel, groups=channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T) with T ≥ kernel → (N, C)."""
+        return self.act(self.conv(x)).mean(dim=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from finetune.heads import Head, HeadSpec
+from finetune.heads import Head, HeadSpec, TemporalFusion, VideoSpec
 from finetune.zoo import ZooEntry, get_entry
 from metafeatures.backbones import check_hash_prefix, find_weights_file
 from metafeatures.errors import ArtifactError, ConfigError, WeightsNotFoundError
@@ -64,6 +64,29 @@ class FinetuneModel(nn.Module):
             for module in self._frozen_modules:
                 module.train(False)
         return self
+
+
+class VideoFinetuneModel(FinetuneModel):
+    """The same backbone and head applied to every frame of a clip (N, T, 3, H, W), fused per ``video``:
+    a temporal convolution between pooling and the fully connected layers, or the mean of per-frame logits."""
+
+    def __init__(self, zoo_name: str, backbone: nn.Module, head: Head, input_size: tuple[int, int],
+                 video: VideoSpec, pretrained: str = PRETRAINED_NONE, pretrained_sha256: str = "") -> None:
+        super().__init__(zoo_name, backbone, head, input_size, pretrained, pretrained_sha256)
+        self.video = video
+        channels = head.spec.width if head.spec.conv1x1 else head.in_channels
+        self.temporal = TemporalFusion(channels, video.kernel) if video.head == "temporal_conv" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) of a float clip batch (N, T, 3, H, W), ImageNet-normalised."""
+        if x.ndim != 5:
+            raise ConfigError("input", tuple(x.shape), "a video model takes clips (N, T, 3, H, W)")
+        n, t = x.shape[:2]
+        maps = self.backbone(x.flatten(0, 1))
+        if self.temporal is None:  # seed 001 eq. 2: c = mean_i f(v_i)
+            return self.head(maps).view(n, t, -1).mean(dim=1)
+        pooled = torch.flatten(self.head.pool(self.head.conv(maps)), 1).view(n, t, -1)
+        return self.head.fc(self.temporal(pooled.transpose(1, 2)))
 
 
 def apply_strategy(model: FinetuneModel, strategy: str, last_k: int = 1) -> FinetuneModel:
@@ -147,15 +170,18 @@ def _load_checkpoint_backbone(entry: ZooEntry, path: Path) -> tuple[dict[str, to
 
 def build_model(name: str, n_classes: int, pretrained: str | Path = PRETRAINED_NONE, head: HeadSpec = HeadSpec(),
                 strategy: str = "full", last_k: int = 1, input_size: tuple[int, int] = (64, 64),
-                seed: int = 0) -> FinetuneModel:
+                seed: int = 0, video: VideoSpec | None = None) -> FinetuneModel:
     """Build a zoo backbone + head, seeded, with weights from nowhere (``none``), torchvision's ImageNet
     file (``imagenet``, never downloaded) or a metarec checkpoint of the same backbone (its head is
-    dropped), check it fits ``input_size`` with a dry forward pass, and apply the freezing strategy."""
+    dropped), check it fits ``input_size`` with a dry forward pass, and apply the freezing strategy.
+    With ``video`` the model takes clips and fuses their frames as the VideoSpec says."""
     entry = get_entry(name)
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise ConfigError("n_classes", n_classes, "must be an integer of at least 2")
     if not isinstance(head, HeadSpec):
         raise ConfigError("head", head, "must be a finetune.heads.HeadSpec")
+    if video is not None and not isinstance(video, VideoSpec):
+        raise ConfigError("video", video, "must be a finetune.heads.VideoSpec or None")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "must be a non-negative integer")
     size = _check_input_size(input_size)
@@ -180,13 +206,15 @@ def build_model(name: str, n_classes: int, pretrained: str | Path = PRETRAINED_N
         backbone = entry.build_backbone(imagenet_state, source=source)
         torch.manual_seed(seed)  # the head's init does not depend on where the backbone came from
         head_module = Head(entry.channels, n_classes, head)
+        model = (FinetuneModel(entry.name, backbone, head_module, size) if video is None
+                 else VideoFinetuneModel(entry.name, backbone, head_module, size, video))
     if ckpt_state is not None:
         try:
             backbone.load_state_dict(ckpt_state, strict=True)
         except RuntimeError as exc:
             raise ArtifactError(f"{source}: backbone weights do not fit {entry.name}: "
                                 f"{str(exc).splitlines()[0]}") from exc
-    model = FinetuneModel(entry.name, backbone, head_module, size, pretrained=identity, pretrained_sha256=digest)
+    model.pretrained, model.pretrained_sha256 = identity, digest
     _dry_run(model, entry, size)
     return apply_strategy(model, strategy, last_k)
 
@@ -204,6 +232,8 @@ def _dry_run(model: FinetuneModel, entry: ZooEntry, size: tuple[int, int]) -> No
                 raise ArtifactError(f"zoo entry {entry.name} declares {entry.channels} feature channels, "
                                     f"its backbone gives {features.shape[1]}")
             model.head(features)
+            if isinstance(model, VideoFinetuneModel):
+                model(torch.zeros(1, model.video.frames, 3, *size))
     except RuntimeError as exc:
         raise _too_small(entry, size) from exc
     finally:

@@ -18,7 +18,7 @@ from ConfigSpace import (
     Integer,
 )
 
-from finetune.config import FinetuneConfig
+from finetune.config import DEFAULT_VIDEO_HEAD, VIDEO_HEADS, FinetuneConfig
 from metafeatures.errors import ArtifactError, ConfigError
 
 SPACE_FORMAT_VERSION = 1
@@ -58,8 +58,10 @@ def build_search_space(
     pretrained: Sequence[str] = DEFAULT_PRETRAINED,
     strategies: Sequence[str] = STRATEGIES,
     seed: int = 0,
+    modality: str = "image",
 ) -> ConfigurationSpace:
-    """Seed 001 §6.2's space: backbone × weights × optimiser × strategy, batch size, lr, dropout, head depth.
+    """Seed 001 §6.2's space: backbone × weights × optimiser × strategy, batch size, lr, dropout, head depth;
+    for ``modality="video"`` also the video head (temporal convolution or frame averaging).
 
     Defaults equal ``FinetuneConfig()``'s values wherever the choices allow, so the space's default
     configuration is the config's default; ``last_k`` exists (and is active) only with strategy "last_k".
@@ -83,6 +85,10 @@ def build_search_space(
             Integer("head_layers", (min(HEAD_LAYERS), max(HEAD_LAYERS)), default=defaults.head_layers),
         ]
     )
+    if modality not in ("image", "video"):
+        raise ConfigError("modality", modality, "must be image or video")
+    if modality == "video":
+        space.add(Categorical("video_head", list(VIDEO_HEADS), default=DEFAULT_VIDEO_HEAD))
     if "last_k" in strategy_choices:
         last_k = Integer("last_k", LAST_K_RANGE, default=defaults.last_k)
         space.add(last_k)

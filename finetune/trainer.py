@@ -24,8 +24,10 @@ from tqdm import tqdm
 
 from finetune.config import FinetuneConfig
 from finetune.data import PreparedData, prepare
+from finetune.heads import VideoSpec
 from finetune.metrics import DEFAULT_T0, DEFAULT_TIME_BUDGET, alc, nauc
 from finetune.result import CurvePoint, FinetuneResult
+from finetune.video_data import VideoData
 from metafeatures.datasets import Dataset, open_dataset
 from metafeatures.errors import ConfigError
 from metafeatures.fingerprint import IMAGENET_MEAN, IMAGENET_STD, pick_device
@@ -88,7 +90,9 @@ class _Batches:
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(x).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        """(N, H, W, 3) images → (N, 3, H, W); (N, T, H, W, 3) clips → (N, T, 3, H, W)."""
+        t = torch.from_numpy(x).to(self.device, non_blocking=True)
+        t = (t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(0, 1, 4, 2, 3)).float()
         return ((t - self.mean) / self.std).contiguous()
 
 
@@ -121,7 +125,7 @@ def _evaluate(model: nn.Module, data: PreparedData, run: _Run, to_tensor: _Batch
     scores = predict_scores(model, data.x_test, to_tensor, eval_batch, amp)
     accuracy = float((scores.argmax(1) == data.y_test).mean())
     point = CurvePoint(t=run.elapsed(), nauc=_safe_nauc(data.y_test, scores, data.n_classes), accuracy=accuracy,
-                       step=run.steps, epoch=run.seen / max(1, len(data.x_train)))
+                       step=run.steps, epoch=run.seen / max(1, data.n_train))
     run.last_eval_cost = time.perf_counter() - started
     run.curve.append(point)
     return point
@@ -147,10 +151,13 @@ def finetune(config: FinetuneConfig, dataset: Dataset | str | Path, options: Tra
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     data = prepare(ds, config.input_size, config.max_edge, options.test_fraction, config.seed,
                    use_cache=options.use_cache, progress=options.show_progress)
+    video = None
+    if isinstance(data, VideoData) and data.window is not None:
+        video = VideoSpec(config.video_head_or_default, data.window.frames, data.window.kernel)
     torch.manual_seed(config.seed)
     model = build_model(config.backbone, data.n_classes, pretrained=config.pretrained, head=config.head_spec(),
                         strategy=config.strategy, last_k=config.last_k, input_size=data.size,
-                        seed=config.seed).to(device)
+                        seed=config.seed, video=video).to(device)
     if amp:
         torch.cuda.reset_peak_memory_stats(device)
     setup_time = run.elapsed()
@@ -159,7 +166,7 @@ def finetune(config: FinetuneConfig, dataset: Dataset | str | Path, options: Tra
     to_tensor = _Batches(device)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(config.seed)
-    n_train = len(data.x_train)
+    n_train = data.n_train
     max_seen = math.inf if options.epochs is None else options.epochs * n_train
     next_eval = 0.0
     model.train()
@@ -181,7 +188,7 @@ def finetune(config: FinetuneConfig, dataset: Dataset | str | Path, options: Tra
                 break
             idx = np.sort(order[i: i + config.batch_size])
             step_start = time.perf_counter()
-            loss = _train_step(model, optimizer, scaler, loss_fn, to_tensor(data.x_train[idx]),
+            loss = _train_step(model, optimizer, scaler, loss_fn, to_tensor(data.train_batch(idx, rng)),
                                torch.from_numpy(data.y_train[idx]).to(device), amp)
             run.train_seconds += time.perf_counter() - step_start
             run.steps += 1
@@ -249,11 +256,11 @@ def _result(config: FinetuneConfig, ds: Dataset, data: PreparedData, run: _Run, 
     last = curve[-1] if curve else CurvePoint(t=run.elapsed(), nauc=0.0, accuracy=0.0, step=0, epoch=0.0)
     return FinetuneResult(
         status=run.status, reason=run.reason, dataset=ds.name, config=config.to_dict(), classes=data.classes,
-        input_size=data.size, n_train=len(data.x_train), n_test=len(data.x_test), split=data.split_source,
+        input_size=data.size, n_train=data.n_train, n_test=len(data.x_test), split=data.split_source,
         learning_curve=curve, alc=alc([p.t for p in curve], [p.nauc for p in curve], options.time_budget, options.t0),
         final_nauc=last.nauc, final_accuracy=last.accuracy, return_time=curve[0].t if curve else run.elapsed(),
         time_budget=options.time_budget, t0=options.t0, budget_s=options.budget_s, budget_epochs=options.epochs,
-        wall_time=run.elapsed(), setup_time=setup_time, steps=run.steps, epochs=run.seen / max(1, len(data.x_train)),
+        wall_time=run.elapsed(), setup_time=setup_time, steps=run.steps, epochs=run.seen / max(1, data.n_train),
         train_images_per_s=run.seen / run.train_seconds if run.train_seconds else 0.0, device=str(device), amp=amp,
         peak_memory_mb=_peak_memory_mb(device),
         provenance={"metarec_version": __version__, "torch": torch.__version__,

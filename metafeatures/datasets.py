@@ -1,7 +1,7 @@
-"""Open image datasets (image folder, CSV manifest, .npz) and collections of them; sample images.
+"""Open image datasets (image folder, CSV manifest, .npz), video datasets (folders of clips) and collections.
 
 A dataset is listed cheaply (paths and labels, never pixels); pixels are decoded only for the images
-that are asked for, so sampling a large dataset never loads it whole.
+or clips that are asked for, so sampling a large dataset never loads it whole.
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ from metafeatures.errors import (
     ManifestError,
     NpzFormatError,
     SingleClassError,
+    UnreadableClipError,
     UnreadableImageError,
     UnsupportedFileError,
 )
 from metafeatures.images import IMAGE_EXTENSIONS, array_to_rgb, check_extension, decode_image
+from metafeatures.video import Clip, is_clip_folder, is_video_file, read_clip
 
 Layout = Literal["folder", "csv", "npz"]
+Modality = Literal["image", "video"]
 SPLITS = ("train", "test")
 MANIFEST_NAME = "manifest.csv"
 
 
 @dataclass(frozen=True)
 class Item:
-    """One image of a dataset: a path relative to the root (or an npz row index), its label and split."""
+    """One image or clip of a dataset: a path relative to the root (or an npz row index), its label and split."""
 
     source: str
     label: str
@@ -58,6 +61,7 @@ class Dataset:
     items: list[Item]
     strict: bool = False
     skipped: list[Skipped] = field(default_factory=list)
+    modality: Modality = "image"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -77,10 +81,18 @@ class Dataset:
         return self.root if self.layout == "npz" else self.root / item.source
 
     def load(self, index: int) -> np.ndarray:
-        """Decode item ``index`` to (H, W, 3) uint8; raises UnreadableImageError naming the file."""
+        """Decode item ``index`` to (H, W, 3) uint8, or a clip to (T, H, W, 3); errors name the file."""
         if self.layout == "npz":
             return self.load_many([index])[0]
+        if self.modality == "video":
+            return self.load_clip(index).frames
         return decode_image(self.path_of(self.items[index]))
+
+    def load_clip(self, index: int) -> Clip:
+        """Decode every frame of clip ``index`` (video datasets); UnreadableClipError names the clip."""
+        if self.modality != "video":
+            raise DatasetError(self.root, "not a video dataset: it has images, not clips")
+        return read_clip(self.path_of(self.items[index]))
 
     def load_many(self, indices: Sequence[int]) -> list[np.ndarray]:
         """Decode several items (npz rows are read in one streamed pass)."""
@@ -149,9 +161,10 @@ def open_collection(path: str | Path, strict: bool = False) -> dict[str, Dataset
 
 
 def _check_usable(ds: Dataset) -> None:
-    """Refuse a dataset with no images or a single class."""
+    """Refuse a dataset with no images (clips) or a single class."""
     if not ds.items:
-        raise EmptyDatasetError(ds.root, "no readable images" + _skip_hint(ds))
+        what = "clips" if ds.modality == "video" else "images"
+        raise EmptyDatasetError(ds.root, f"no readable {what}" + _skip_hint(ds))
     if len(ds.classes) < 2:
         raise SingleClassError(ds.root, f"only one class ({ds.classes[0]!r}); need at least two")
 
@@ -162,25 +175,49 @@ def _skip_hint(ds: Dataset) -> str:
 
 
 def _open_folder(root: Path, name: str, strict: bool) -> Dataset:
-    """``ROOT/<class>/<image>`` or ``ROOT/{train,test}/<class>/<image>``."""
+    """``ROOT/[{train,test}/]<class>/<item>``: an item is an image, a video file or a folder of frames (a clip).
+
+    A dataset holds images or clips, never both; which one decides its modality.
+    """
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_layout = bool(subdirs) and {p.name for p in subdirs} <= set(SPLITS)
     ds = Dataset(name=name, root=root, layout="folder", items=[], strict=strict)
     groups = [(p.name, p) for p in subdirs] if split_layout else [(None, root)]
+    kinds: set[str] = set()
     for split, base in groups:
         for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for file in sorted(class_dir.rglob("*")):
-                if not file.is_file() or file.name.startswith("."):
+            for entry in sorted(class_dir.iterdir()):
+                if entry.name.startswith("."):
                     continue
-                try:
-                    check_extension(file)
-                except UnsupportedFileError as exc:
-                    if strict:
-                        raise
-                    ds.note_skipped(exc)
-                    continue
-                ds.items.append(Item(file.relative_to(root).as_posix(), class_dir.name, split))
+                kind = _item_kind(entry, strict, ds)
+                if kind is not None:
+                    kinds.add(kind)
+                    ds.items.append(Item(entry.relative_to(root).as_posix(), class_dir.name, split))
+    if len(kinds) > 1:
+        raise DatasetError(root, "the dataset mixes images with video clips (video files or frame folders); "
+                                 "keep images and videos in separate datasets")
+    ds.modality = "video" if "video" in kinds else "image"
     return ds
+
+
+def _item_kind(entry: Path, strict: bool, ds: Dataset) -> Modality | None:
+    """``video`` for a video file or a folder of frames, ``image`` for an image file; else skip (or raise)."""
+    if entry.is_dir():
+        if is_clip_folder(entry):
+            return "video"
+        exc: DatasetError = UnreadableClipError(entry, "the clip folder has zero frames (no image files)")
+    elif is_video_file(entry):
+        return "video"
+    else:
+        try:
+            check_extension(entry)
+            return "image"
+        except UnsupportedFileError as unsupported:
+            exc = unsupported
+    if strict:
+        raise exc
+    ds.note_skipped(exc)
+    return None
 
 
 def _open_csv(manifest: Path, name: str, strict: bool) -> Dataset:

@@ -22,6 +22,10 @@ class UnreadableImageError(DatasetError):
     """An image file is empty, truncated, corrupt, or too large to decode safely."""
 
 
+class UnreadableClipError(UnreadableImageError):
+    """A video clip is unreadable, has zero frames, or mixes frame sizes (skipped like an unreadable image)."""
+
+
 class UnsupportedFileError(DatasetError):
     """A file has an extension metarec does not read as an image."""
 

@@ -78,12 +78,12 @@ def evaluate_matchers(fps: dict[str, Fingerprints], batch_sizes: Sequence[int],
     if len(fps) < 2:
         raise ValueError("matcher evaluation needs at least two datasets")
     first = next(iter(fps.values()))
-    for fp in fps.values():
-        first.spec.require_same(fp.spec)
+    for fp in fps.values():  # image and video fingerprints of one network compare (their base specs agree)
+        first.spec.base().require_same(fp.spec.base())
     fit_x, fit_y, held = split_fit_heldout(fps, fit_fraction, seed)
     result = MatcherEval(accuracy={}, per_dataset={}, fit_seconds={}, n_batches=n_batches,
                          n_fit={d: int((fit_y == d).sum()) for d in held},
-                         n_heldout={d: len(h) for d, h in held.items()}, spec=first.spec.to_dict())
+                         n_heldout={d: len(h) for d, h in held.items()}, spec=first.spec.base().to_dict())
     for name in matchers:
         matcher = get_matcher(name, **(params or {}).get(name, {}))
         start = time.perf_counter()

@@ -2,7 +2,9 @@
 
 A :class:`FingerprintSpec` names everything that changes the numbers (backbone, weights and their hash,
 resolution, normalisation); fingerprints are only comparable under the same spec, and every file
-stores its spec.
+stores its spec. A video dataset's fingerprints are the same network's features of its clips' selected
+frames (seed 000's centred frame window), averaged per clip; their spec adds the modality and frame
+policy, and :meth:`FingerprintSpec.base` (the image form) is what image and video fingerprints share.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as _dt
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from metafeatures.datasets import Dataset, iter_sample_batches
 from metafeatures.errors import ArtifactError, SpecMismatchError
 from metafeatures.images import resize_rgb
 from metafeatures.paths import atomic_savez, cache_dir
+from metafeatures.video import FRAME_POLICY, select_frames, window_for
 
 SPEC_VERSION = 1
 FINGERPRINT_FORMAT_VERSION = 1
@@ -45,17 +48,35 @@ class FingerprintSpec:
     layer: str = "penultimate:global-average-pool"
     resize: str = "bilinear-square"
     spec_version: int = SPEC_VERSION
+    modality: str = "image"
+    frame_policy: str | None = None
 
     def __post_init__(self) -> None:
         if self.resolution < 8:
             raise ValueError(f"resolution must be >= 8 pixels, got {self.resolution}")
+        if self.modality not in ("image", "video"):
+            raise ArtifactError(f"fingerprint spec modality must be image or video, got {self.modality!r}")
+        if (self.modality == "video") != (self.frame_policy is not None):
+            raise ArtifactError("a fingerprint spec has a frame policy exactly when its modality is video")
         if self.spec_version != SPEC_VERSION:
             raise ArtifactError(f"fingerprint spec version {self.spec_version} is not supported "
                                 f"(this metarec reads {SPEC_VERSION})")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
+        """JSON-able form (tuples become lists); an image spec has no modality fields, as before video support,
+        so existing fingerprint files, matchers and portfolios keep their exact spec."""
+        data = json.loads(json.dumps(asdict(self)))
+        if self.modality == "image":
+            del data["modality"], data["frame_policy"]
+        return data
+
+    def base(self) -> FingerprintSpec:
+        """The image form of this spec: what image and video fingerprints of one network have in common."""
+        return replace(self, modality="image", frame_policy=None)
+
+    def for_video(self) -> FingerprintSpec:
+        """This spec applied to clips: selected frames under seed 000's frame policy, averaged per clip."""
+        return replace(self, modality="video", frame_policy=FRAME_POLICY)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FingerprintSpec:
@@ -184,23 +205,61 @@ class Fingerprinter:
             atomic_savez(path, indices=indices, pixels=stacked)
         return indices, stacked
 
+    def _decoded_clips(self, ds: Dataset, content_hash: str, n_samples: int, seed: int, use_cache: bool,
+                       progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled clips' selected frames (centred window) at the spec's resolution: indices, pixels of all
+        frames (F, R, R, 3) and each clip's frame offsets (N + 1), decoded once and cached."""
+        size = (self.spec.resolution, self.spec.resolution)
+        path = cache_dir() / "decoded" / f"{content_hash[:20]}-clips-{size[0]}x{size[1]}-n{n_samples}-s{seed}.npz"
+        if use_cache and path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    return data["indices"], data["pixels"], data["offsets"]
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)
+        chosen: list[int] = []
+        pixels: list[np.ndarray] = []
+        offsets = [0]
+        with tqdm(total=n_samples, desc=f"decode {ds.name}", unit="clip", disable=not progress) as bar:
+            for idx, clips in iter_sample_batches(ds, n_samples, seed=seed, batch_size=8):
+                for i, frames in zip(idx, clips, strict=True):
+                    picked = select_frames(len(frames), window_for(len(frames)))
+                    pixels.extend(resize_rgb(frames[k], size) for k in picked)
+                    offsets.append(offsets[-1] + len(picked))
+                    chosen.append(i)
+                bar.update(len(idx))
+        out = np.asarray(chosen, dtype=np.int64), np.stack(pixels), np.asarray(offsets, dtype=np.int64)
+        if use_cache:
+            atomic_savez(path, indices=out[0], pixels=out[1], offsets=out[2])
+        return out
+
     def fingerprint(self, ds: Dataset, content_hash: str, n_samples: int = 512, seed: int = 0,
                     use_cache: bool = True, progress: bool = False,
                     embed: Callable[[np.ndarray], np.ndarray] | None = None) -> Fingerprints:
-        """Fingerprints of ``n_samples`` seeded images of ``ds``, cached by content hash and spec.
+        """Fingerprints of ``n_samples`` seeded images (or clips) of ``ds``, cached by content hash and spec.
 
-        ``embed`` replaces :meth:`features_of_pixels` (the service passes its request batcher).
+        A clip's fingerprint is the mean of its selected frames' features (seed 001 eq. 2 on features), so
+        it lives in the same space as image fingerprints of this network. ``embed`` replaces
+        :meth:`features_of_pixels` (the service passes its request batcher).
         """
-        path = cache_path(content_hash, self.spec, n_samples, seed)
+        embed = embed or self.features_of_pixels
+        spec = self.spec.for_video() if ds.modality == "video" else self.spec
+        path = cache_path(content_hash, spec, n_samples, seed)
         if use_cache and path.is_file():
             try:
-                return Fingerprints.load(path, expected_spec=self.spec)
+                return Fingerprints.load(path, expected_spec=spec)
             except ArtifactError:
                 path.unlink(missing_ok=True)
-        indices, pixels = self._decoded_sample(ds, content_hash, n_samples, seed, use_cache, progress)
-        feats = (embed or self.features_of_pixels)(pixels)
+        if ds.modality == "video":
+            indices, pixels, offsets = self._decoded_clips(ds, content_hash, n_samples, seed, use_cache, progress)
+            frame_feats = embed(pixels)
+            counts = np.diff(offsets)[:, None].astype(np.float32)
+            feats = (np.add.reduceat(frame_feats, offsets[:-1], axis=0) / counts).astype(np.float32)
+        else:
+            indices, pixels = self._decoded_sample(ds, content_hash, n_samples, seed, use_cache, progress)
+            feats = embed(pixels)
         labels = np.array([ds.items[i].label for i in indices], dtype=str)
-        fp = Fingerprints(dataset=ds.name, content_hash=content_hash, spec=self.spec, features=feats,
+        fp = Fingerprints(dataset=ds.name, content_hash=content_hash, spec=spec, features=feats,
                           indices=indices, labels=labels, provenance=_provenance(n_samples, seed, self.device))
         if use_cache:
             fp.save(path)

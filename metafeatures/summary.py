@@ -1,12 +1,13 @@
-"""Scan a dataset once (decode every image) into a validated summary with a content hash."""
+"""Scan a dataset once (decode every image or clip) into a validated summary with a content hash."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from tqdm import tqdm
 
 from metafeatures import _npz
@@ -14,6 +15,7 @@ from metafeatures.datasets import Dataset, Skipped
 from metafeatures.errors import EmptyDatasetError, SingleClassError, UnreadableImageError
 from metafeatures.images import adaptive_size
 from metafeatures.paths import file_sha256
+from metafeatures.video import FRAME_POLICY, dataset_window, frame_size
 
 
 class SkippedFile(BaseModel):
@@ -21,6 +23,20 @@ class SkippedFile(BaseModel):
 
     path: str
     reason: str
+
+
+class VideoStats(BaseModel):
+    """What only a video dataset has: frames per clip, frame rate, and the frame policy its models use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frames_mean: float
+    frames_min: int
+    frames_max: int
+    fps_mean: float | None
+    clips_with_fps: int
+    window: str
+    frame_policy: str = FRAME_POLICY
 
 
 class DatasetSummary(BaseModel):
@@ -48,17 +64,35 @@ class DatasetSummary(BaseModel):
     content_hash: str
     skipped: int
     skipped_files: list[SkippedFile]
+    video: VideoStats | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_video(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """Image summaries serialise exactly as before video support (no ``video: null`` entry)."""
+        data = handler(self)
+        if data.get("video") is None:
+            data.pop("video", None)
+        return data
 
 
 def content_hash(ds: Dataset) -> str:
-    """sha256 over every listed item's path, label, split and file bytes (npz: the file's bytes)."""
+    """sha256 over every listed item's path, label, split and file bytes (npz: the file's bytes; a clip
+    folder: its frame files' names and bytes)."""
     if ds.layout == "npz":
         return file_sha256(ds.root)
     digest = hashlib.sha256()
     for item in ds.items:
         path = ds.path_of(item)
-        data = file_sha256(path) if path.is_file() else "missing"
+        data = file_sha256(path) if path.is_file() else _folder_sha256(path) if path.is_dir() else "missing"
         digest.update(f"{item.source}\0{item.label}\0{item.split}\0{data}\n".encode())
+    return digest.hexdigest()
+
+
+def _folder_sha256(folder: Path) -> str:
+    """sha256 over a clip folder's non-hidden files (names and contents, in name order)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(f"{file.name}\0{file_sha256(file)}\n".encode())
     return digest.hexdigest()
 
 
@@ -66,6 +100,8 @@ def summarize(ds: Dataset, max_edge: int = 128, progress: bool = False) -> Datas
     """Decode every image of ``ds`` (skipping or raising on bad files per ``ds.strict``) and summarise."""
     if ds.layout == "npz":
         return _summarize_npz(ds, max_edge)
+    if ds.modality == "video":
+        return _summarize_video(ds, max_edge, progress)
     heights: list[int] = []
     widths: list[int] = []
     kept: list[int] = []
@@ -86,6 +122,40 @@ def summarize(ds: Dataset, max_edge: int = 128, progress: bool = False) -> Datas
     items = [ds.items[i] for i in kept]
     return _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1,
                   content_hash(ds), max_edge)
+
+
+def _summarize_video(ds: Dataset, max_edge: int, progress: bool) -> DatasetSummary:
+    """Decode every clip fully: clips, frames per clip, frame sizes, fps; bad clips skipped or raised."""
+    heights: list[int] = []
+    widths: list[int] = []
+    lengths: list[int] = []
+    fps: list[float] = []
+    kept: list[int] = []
+    colour = False
+    for i, _ in enumerate(tqdm(ds.items, desc=f"scan {ds.name}", unit="clip", disable=not progress)):
+        try:
+            clip = ds.load_clip(i)
+        except UnreadableImageError as exc:
+            if ds.strict:
+                raise
+            ds.note_skipped(exc)
+            continue
+        kept.append(i)
+        frames = clip.frames
+        lengths.append(len(frames))
+        heights.append(frames.shape[1])
+        widths.append(frames.shape[2])
+        if clip.fps is not None:
+            fps.append(clip.fps)
+        colour = colour or not (np.array_equal(frames[..., 0], frames[..., 1])
+                                and np.array_equal(frames[..., 1], frames[..., 2]))
+    items = [ds.items[i] for i in kept]
+    summary = _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1, content_hash(ds), max_edge)
+    stats = VideoStats(frames_mean=round(float(np.mean(lengths)), 3), frames_min=int(min(lengths)),
+                       frames_max=int(max(lengths)), fps_mean=round(float(np.mean(fps)), 3) if fps else None,
+                       clips_with_fps=len(fps), window=dataset_window(lengths).describe())
+    size = frame_size(summary.mean_height, summary.mean_width)
+    return summary.model_copy(update={"modality": "video", "video": stats, "target_size": size})
 
 
 def _summarize_npz(ds: Dataset, max_edge: int) -> DatasetSummary:
@@ -120,4 +190,4 @@ def _build(ds: Dataset, items: list, heights: np.ndarray, widths: np.ndarray, ch
     )
 
 
-__all__ = ["DatasetSummary", "Skipped", "SkippedFile", "content_hash", "summarize"]
+__all__ = ["DatasetSummary", "Skipped", "SkippedFile", "VideoStats", "content_hash", "summarize"]

@@ -84,7 +84,7 @@ def dataset_seed(seed: int, name: str) -> int:
 def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
     """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
     sc = opts.scenario
-    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed)
+    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality)
     best: list[Trial] = []
     for k in range(sc.n_runs):
         trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
@@ -176,7 +176,8 @@ def rebuild(opts: RebuildOptions) -> Path:
     scores: dict[str, float] = {}
     for name, ds in datasets.items():
         summaries[name] = summarize(ds)
-        _say(opts, f"BOHB on {name} ({summaries[name].n_items} images)")
+        unit = "clips" if summaries[name].modality == "video" else "images"
+        _say(opts, f"BOHB on {name} ({summaries[name].n_items} {unit})")
         best = search_dataset(name, ds, opts)
         incumbents[name] = best.config
         scores[name] = -float(best.loss)  # type: ignore[arg-type]
@@ -192,13 +193,19 @@ def rebuild(opts: RebuildOptions) -> Path:
                                            scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)
                for n in sorted(datasets)]
     portfolio = build_portfolio(entries=entries, matrix=matrix, fingerprint_spec=fpr.spec,
-                                config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained),
+                                config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained,
+                                                                modality=_modality(datasets)),
                                 matcher_names=opts.matchers, scenario=opts.scenario.to_dict())
     path = save_portfolio(portfolio, opts.out, matchers, overwrite=opts.overwrite or opts.resume)
     _say(opts, "batch-size curve of the matchers")
     batch_size_curve(fps, opts, matchers, path)
     _say(opts, f"portfolio {portfolio.version} written to {path}")
     return path
+
+
+def _modality(datasets: dict[str, Dataset]) -> str:
+    """``video`` when any dataset is (the portfolio's space then holds the video head), else ``image``."""
+    return "video" if any(ds.modality == "video" for ds in datasets.values()) else "image"
 
 
 def _say(opts: RebuildOptions, message: str) -> None:

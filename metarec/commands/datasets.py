@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="datasets_cmd", required=True, metavar="{summary,demo,fetch}")
 
     s = dsub.add_parser("summary", help="validate a dataset and summarise it (decodes every image)")
-    s.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz")
+    s.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz, or a video "
+                                              "folder (<class>/<clip folder of frames or .mp4/.avi/.webm>)")
     s.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping")
     s.add_argument("--max-edge", type=int, default=128, help="longer-edge cap of the adaptive target size")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", type=Path, required=True, help="output directory")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true", help="replace existing demo datasets")
+    d.add_argument("--video", action="store_true",
+                   help="generate the video demo datasets (video_*) instead; may share --out with the image demo")
     d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=cmd_demo)
 
@@ -45,8 +48,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary.model_dump(mode="json"))
         return 0
-    print(f"{summary.name}: {summary.n_items} images, {summary.n_classes} classes, layout {summary.layout}, "
+    unit = "clips" if summary.video is not None else "images"
+    print(f"{summary.name}: {summary.n_items} {unit}, {summary.n_classes} classes, layout {summary.layout}, "
           f"{'colour' if summary.channels == 3 else 'grey'}")
+    if summary.video is not None:
+        v = summary.video
+        fps = f"{v.fps_mean:g} fps ({v.clips_with_fps} clips)" if v.fps_mean is not None else "fps unknown"
+        print(f"  frames per clip {v.frames_mean:g} (min {v.frames_min}, max {v.frames_max}), {fps}, "
+              f"frame window {v.window}")
     print(f"  size {summary.mean_height:.1f}±{summary.std_height:.1f} x {summary.mean_width:.1f}±"
           f"{summary.std_width:.1f} px, target {summary.target_size[0]}x{summary.target_size[1]}")
     print(f"  splits {summary.split_counts}")
@@ -60,9 +69,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the demo collection."""
     from metafeatures.demo import generate_demo_collection
+    from metafeatures.demo_video import generate_video_demo
 
-    names = generate_demo_collection(args.out, seed=args.seed, progress=show_progress(args),
-                                     overwrite=args.overwrite)
+    generate = generate_video_demo if args.video else generate_demo_collection
+    names = generate(args.out, seed=args.seed, progress=show_progress(args), overwrite=args.overwrite)
     if args.json:
         emit_json({"out": str(args.out), "datasets": names})
     else:

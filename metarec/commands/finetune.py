@@ -12,13 +12,15 @@ from metarec.commands._common import emit_json, note, show_progress
 CONFIG_OPTIONS: dict[str, type] = {
     "backbone": str, "pretrained": str, "strategy": str, "last_k": int, "optimizer": str, "batch_size": int,
     "lr": float, "dropout": float, "head_layers": int, "head_width": int, "max_edge": int, "seed": int,
+    "video_head": str,
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` command."""
     p = sub.add_parser("finetune", help="fine-tune a configuration on a dataset under a budget; report ALC")
-    p.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz")
+    p.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz, or a video "
+                                              "folder (video datasets take --video-head temporal_conv|average)")
     p.add_argument("--config", type=Path, default=None, help="FinetuneConfig JSON; options below override it")
     for name, kind in CONFIG_OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
