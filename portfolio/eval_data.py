@@ -60,8 +60,9 @@ def _from_collection(collection: Path, names: Sequence[str], hashes: dict[str, s
 def _from_demo(names: Sequence[str], hashes: dict[str, str], seed: int, progress: bool, say: Say) -> dict[str, Dataset]:
     """The named known datasets regenerated from the demo generator into the cache; ArtifactError if impossible."""
     from metafeatures.demo import DEMO_DATASETS, generate_demo_collection
+    from metafeatures.demo_video import VIDEO_DEMO_DATASETS, generate_video_demo
 
-    foreign = [n for n in names if n not in DEMO_DATASETS]
+    foreign = [n for n in names if n not in DEMO_DATASETS and n not in VIDEO_DEMO_DATASETS]
     if foreign:
         raise ArtifactError(f"no cached fingerprints of the portfolio's dataset(s) {', '.join(foreign)}, which are "
                             "not demo datasets; pass --collection DIR holding them")
@@ -71,7 +72,12 @@ def _from_demo(names: Sequence[str], hashes: dict[str, str], seed: int, progress
     if todo:
         say(f"regenerating demo dataset(s) {', '.join(todo)} into {root} (the portfolio's fingerprints are not "
             "cached; pass --collection DIR to use your own copy)")
-        generate_demo_collection(root, seed=seed, progress=progress, overwrite=True, only=todo)
+        images = [n for n in todo if n in DEMO_DATASETS]
+        videos = [n for n in todo if n in VIDEO_DEMO_DATASETS]
+        if images:
+            generate_demo_collection(root, seed=seed, progress=progress, overwrite=True, only=images)
+        if videos:
+            generate_video_demo(root, seed=seed, progress=progress, overwrite=True, only=videos)
         found.update(_matching(open_collection(root), todo, hashes))
     wrong = [n for n in names if n not in found]
     if wrong:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from metafeatures.datasets import open_dataset
+from metafeatures.errors import ArtifactError
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
 from metarec.cli import main
@@ -169,3 +170,23 @@ def test_eval_matchers_is_matchers_eval(world: dict, tmp_path: Path, capsys: pyt
                                 "--json", "--quiet"])
     assert set(payload["matchers"]) == {"kmeans"} and set(payload["matchers"]["kmeans"]) == {"1", "4"}
     assert (tmp_path / "matchers_eval.png").is_file()
+
+
+def test_missing_demo_datasets_are_regenerated_image_and_video(tmp_path: Path):
+    """Without cached fingerprints, demo members (image and video) are regenerated and checked by content hash."""
+    from metafeatures.datasets import open_collection
+    from metafeatures.demo import generate_demo_collection
+    from metafeatures.demo_video import generate_video_demo
+    from metafeatures.summary import content_hash
+    from portfolio.eval_data import _from_demo, demo_collection_dir
+
+    reference = tmp_path / "reference"
+    generate_demo_collection(reference, progress=False, only=["hues"])
+    generate_video_demo(reference, progress=False, only=["video_shapes"])
+    hashes = {name: content_hash(ds) for name, ds in open_collection(reference).items()}
+    said: list[str] = []
+    found = _from_demo(["hues", "video_shapes"], hashes, 0, False, said.append)
+    assert sorted(found) == ["hues", "video_shapes"] and found["video_shapes"].modality == "video"
+    assert said and str(demo_collection_dir(0)) in said[0]
+    with pytest.raises(ArtifactError, match="differ"):
+        _from_demo(["video_shapes"], {"video_shapes": "0" * 64}, 0, False, said.append)
