@@ -195,7 +195,8 @@ def rebuild(opts: RebuildOptions) -> Path:
     portfolio = build_portfolio(entries=entries, matrix=matrix, fingerprint_spec=fpr.spec,
                                 config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained,
                                                                 modality=_modality(datasets)),
-                                matcher_names=opts.matchers, scenario=opts.scenario.to_dict())
+                                matcher_names=opts.matchers, scenario=opts.scenario.to_dict(),
+                                fingerprint_sampling={"n_samples": opts.n_samples, "seed": opts.scenario.seed})
     path = save_portfolio(portfolio, opts.out, matchers, overwrite=opts.overwrite or opts.resume)
     _say(opts, "batch-size curve of the matchers")
     batch_size_curve(fps, opts, matchers, path)

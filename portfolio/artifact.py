@@ -363,8 +363,13 @@ def build_portfolio(*, entries: Sequence[PortfolioEntry], matrix: PerformanceMat
                     fingerprint_spec: FingerprintSpec | Mapping[str, Any],
                     config_space: ConfigurationSpace | Mapping[str, Any], matcher_names: Iterable[str],
                     scenario: Any = None, reduced_tolerance: float = 0.0, reduced_max_size: int | None = None,
-                    version_prefix: str = "demo", created_at: _dt.datetime | None = None) -> Portfolio:
-    """Assemble a checked, versioned Portfolio: greedy curve, reduced portfolio, matcher file names, provenance."""
+                    version_prefix: str = "demo", created_at: _dt.datetime | None = None,
+                    fingerprint_sampling: Mapping[str, int] | None = None) -> Portfolio:
+    """Assemble a checked, versioned Portfolio: greedy curve, reduced portfolio, matcher file names, provenance.
+
+    ``fingerprint_sampling`` (``n_samples``, ``seed``) records how the matchers' fingerprints were drawn, so
+    an evaluation can find or redraw exactly those.
+    """
     from metarec import __version__
 
     created = created_at or _dt.datetime.now(_dt.timezone.utc)
@@ -388,6 +393,7 @@ def build_portfolio(*, entries: Sequence[PortfolioEntry], matrix: PerformanceMat
             "scenario": scenario,
             "metarec_version": __version__,
             "created_at": created.isoformat(timespec="seconds"),
+            **({"fingerprint_sampling": dict(fingerprint_sampling)} if fingerprint_sampling else {}),
         },
     ).with_version(version_prefix, created.strftime("%Y.%m.%d"))
     check_portfolio(portfolio, where="portfolio")

@@ -29,6 +29,7 @@ def test_rebuild_resume_and_recommend(tmp_path):
     path = rebuild(opts)
     loaded = load_portfolio(path)
     assert sorted(loaded.portfolio.datasets) == ["noise", "tinted"]
+    assert loaded.portfolio.provenance["fingerprint_sampling"] == {"n_samples": 24, "seed": 0}
     assert loaded.matrix.shape == (2, 2) and set(loaded.portfolio.reduced_portfolio) <= {"noise", "tinted"}
     assert (path / "portfolio.json").is_file() and (path / "performance_matrix.png").is_file()
     assert (path / "batch_size_curve.png").stat().st_size > 1000  # seed 001 Fig. 5 for this portfolio

@@ -57,8 +57,8 @@ def register_recommender(esub: argparse._SubParsersAction) -> None:
     r.add_argument("--matchers", type=_names, default=list(DEFAULT_MATCHERS), help="comma-separated matcher names")
     r.add_argument("--batch-sizes", type=_int_list, default=list(DEFAULT_BATCH_SIZES), help="test batch sizes")
     r.add_argument("--n-batches", type=int, default=20, help="random batches of the held-out dataset per size")
-    r.add_argument("--n-samples", type=int, default=512,
-                   help="fingerprints per known dataset (the rebuild's --n-samples; default 512)")
+    r.add_argument("--n-samples", type=int, default=None,
+                   help="fingerprints per known dataset (default: what the portfolio's provenance records, else 512)")
     r.add_argument("--no-cache", action="store_true", help="recompute fingerprints even if cached")
     r.set_defaults(func=cmd_recommender)
 
@@ -106,13 +106,15 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     from portfolio.evaluation import check_lodo_matrix, evaluate_recommender, plot_regret
 
     started = time.perf_counter()
-    if args.n_batches < 1 or args.n_samples < 1:
+    if args.n_batches < 1 or (args.n_samples is not None and args.n_samples < 1):
         raise ConfigError("n_batches/n_samples", (args.n_batches, args.n_samples), "must be >= 1")
     for name in args.matchers:
         matcher_class(name)  # an unknown matcher fails before any fingerprinting
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
     check_lodo_matrix(loaded.matrix)  # a portfolio too small for leave-one-out fails before any fingerprinting
+    if args.n_samples is None:
+        args.n_samples = int(loaded.portfolio.provenance.get("fingerprint_sampling", {}).get("n_samples", 512))
     params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
     fps = portfolio_fingerprints(loaded, lambda: _fingerprinter(loaded, args), collection=args.collection,
                                  n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
