@@ -300,3 +300,13 @@ def test_bodies_over_the_limit_are_refused_while_streaming(c):
 
     r = c.post("/v1/jobs", content=chunks(), headers={"content-type": "application/json"})
     envelope(r, 413, "payload_too_large")
+
+
+def test_listing_pages(c, good_id):
+    everything = c.get("/v1/datasets").json()["items"]
+    assert good_id in [d["id"] for d in everything]
+    pages = [c.get("/v1/datasets", params={"limit": 1, "offset": i}).json()["items"] for i in range(len(everything))]
+    assert [p[0]["id"] for p in pages] == [d["id"] for d in everything]
+    assert c.get("/v1/datasets", params={"offset": len(everything)}).json()["count"] == 0
+    envelope(c.get("/v1/datasets", params={"limit": 0}), 422, "validation_error")
+    envelope(c.get("/v1/jobs", params={"offset": -1}), 422, "validation_error")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
@@ -123,10 +123,12 @@ async def register_dataset(request: Request, ctx: AppContext = Depends(get_ctx))
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(ctx: AppContext = Depends(get_ctx)) -> DatasetList:
-    """All registered datasets, newest first."""
+def list_datasets(limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0),
+                  ctx: AppContext = Depends(get_ctx)) -> DatasetList:
+    """Registered datasets, newest first, a page at a time (``limit``, ``offset``)."""
+    query = select(DatasetRow).order_by(DatasetRow.created_at.desc(), DatasetRow.id).limit(limit).offset(offset)
     with ctx.factory() as session:
-        rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc())).all()
+        rows = session.scalars(query).all()
     return DatasetList(items=[to_out(r) for r in rows], count=len(rows))
 
 

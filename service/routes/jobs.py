@@ -68,9 +68,9 @@ def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
 
 @router.get("", response_model=JobList)
 def list_jobs(status: JobStatus | None = Query(default=None), limit: int = Query(default=100, ge=1, le=1000),
-              ctx: AppContext = Depends(get_ctx)) -> JobList:
-    """Jobs, newest first, optionally only those with one status."""
-    query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+              offset: int = Query(default=0, ge=0), ctx: AppContext = Depends(get_ctx)) -> JobList:
+    """Jobs, newest first, optionally only those with one status, a page at a time (``limit``, ``offset``)."""
+    query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
     if status is not None:
         query = query.where(JobRow.status == status)
     with ctx.factory() as session:
