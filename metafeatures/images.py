@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -44,6 +46,22 @@ def to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
+def _decode(source: Path | BinaryIO, name: Path | str) -> np.ndarray:
+    """Open, check the pixel count against Pillow's bomb limit (explicitly: thread-safe), decode, convert."""
+    try:
+        with Image.open(source) as im:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and im.width * im.height > limit:
+                raise UnreadableImageError(name, f"exceeds Pillow's decompression-bomb limit ({im.width}x{im.height} "
+                                                 f"pixels > {limit})")
+            im.load()
+            return to_rgb_array(im)
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImageError(name, f"exceeds Pillow's decompression-bomb limit ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImageError(name, f"cannot decode image: {exc}") from exc
+
+
 def decode_image(path: Path) -> np.ndarray:
     """Fully decode ``path`` to (H, W, 3) uint8; raise a typed error naming the file on any problem."""
     check_extension(path)
@@ -53,16 +71,17 @@ def decode_image(path: Path) -> np.ndarray:
         raise UnreadableImageError(path, f"cannot open: {exc.strerror or exc}") from exc
     if size == 0:
         raise UnreadableImageError(path, "empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                return to_rgb_array(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UnreadableImageError(path, f"exceeds Pillow's decompression-bomb limit ({exc})") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImageError(path, f"cannot decode image: {exc}") from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _decode refuses those images itself
+        return _decode(path, path)
+
+
+def decode_image_bytes(data: bytes, name: str) -> np.ndarray:
+    """Like :func:`decode_image` for an uploaded file's bytes (``name`` gives the extension and the error's name)."""
+    check_extension(Path(name))
+    if not data:
+        raise UnreadableImageError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name)
 
 
 def adaptive_size(mean_height: float, mean_width: float, max_edge: int = 128) -> tuple[int, int]:

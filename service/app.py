@@ -40,7 +40,9 @@ def build_context(settings: Settings) -> AppContext:
         state.last_error = str(exc)
         log.error("no portfolio loaded: %s", exc)
     return AppContext(settings=settings, factory=factory, portfolio=state, metrics=Metrics(factory),
-                      pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="metarec-api"))
+                      pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="metarec-api"),
+                      decode_pool=ThreadPoolExecutor(max_workers=settings.fingerprint_threads,
+                                                     thread_name_prefix="metarec-decode"))
 
 
 async def _housekeeping(ctx: AppContext) -> None:
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             task.cancel()
             ctx.pool.shutdown(wait=False, cancel_futures=True)
+            ctx.decode_pool.shutdown(wait=False, cancel_futures=True)
             if ctx.portfolio.served is not None:
                 ctx.portfolio.served.batcher.close()
 

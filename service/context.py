@@ -23,6 +23,7 @@ class AppContext:
     portfolio: PortfolioState
     metrics: Metrics
     pool: ThreadPoolExecutor
+    decode_pool: ThreadPoolExecutor
 
     def served(self) -> Served:
         """The served portfolio, or 503 while none is loaded."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,22 +41,22 @@ def _dataset_features(served: Served, row: DatasetRow, n_samples: int) -> np.nda
     return fp.features
 
 
-def _upload_features(served: Served, files: list[tuple[str, bytes]]) -> np.ndarray:
-    """Decode the uploaded images with the dataset reader's checks, resize, fingerprint in the batcher."""
-    from metafeatures.images import decode_image, resize_rgb
+def _decode_upload(item: tuple[str, bytes], size: tuple[int, int]) -> np.ndarray:
+    """One uploaded image → resized RGB pixels, with the dataset reader's checks; 422 naming the file."""
+    from metafeatures.images import decode_image_bytes, resize_rgb
 
+    filename, data = item
+    try:
+        return resize_rgb(decode_image_bytes(data, filename), size)
+    except MetarecError as exc:
+        raise APIError(422, "invalid_image", f"image {filename!r}: {exc.args[0].split(': ', 1)[-1]}",
+                       {"file": filename}) from None
+
+
+def _upload_features(ctx: AppContext, served: Served, files: list[tuple[str, bytes]]) -> np.ndarray:
+    """Decode the uploads in the decode pool (Pillow releases the GIL), then fingerprint them in one batch."""
     size = (served.portfolio.fingerprint_spec.resolution,) * 2
-    pixels = []
-    with tempfile.TemporaryDirectory(prefix="metarec-upload-") as tmp:
-        for i, (filename, data) in enumerate(files):
-            suffix = Path(filename or "").suffix.lower()[:10]
-            path = Path(tmp) / f"{i:05d}{suffix}"
-            path.write_bytes(data)
-            try:
-                pixels.append(resize_rgb(decode_image(path), size))
-            except MetarecError as exc:
-                raise APIError(422, "invalid_image", f"image {filename!r}: {exc.args[0].split(': ', 1)[-1]}",
-                               {"file": filename}) from None
+    pixels = list(ctx.decode_pool.map(lambda item: _decode_upload(item, size), files))
     return served.batcher.embed(np.stack(pixels))
 
 
@@ -96,7 +94,7 @@ async def recommend(request: Request, ctx: AppContext = Depends(get_ctx)) -> Rec
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         options, blobs = await _parse_multipart(request, ctx)
         body = RecommendationRequest.model_validate({"dataset_id": "upload", **options})
-        features = await loop.run_in_executor(ctx.pool, _upload_features, served, blobs)
+        features = await loop.run_in_executor(ctx.pool, _upload_features, ctx, served, blobs)
     else:
         body = RecommendationRequest.model_validate_json(await json_body(request))
         with ctx.factory() as session:
