@@ -83,12 +83,46 @@ def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_i
                            logger=logging.getLogger(f"metarec.bohb.worker{worker_id}"))
 
 
+NAMESERVER_CHECK_S = 5.0  # how often an idle worker checks that its run's nameserver still exists
+
+
 def worker_main(objective_ref: str, run_id: str, host: str, port: int, worker_id: int,
                 objective_kwargs: dict[str, Any] | None = None) -> None:
     """Entry point of a worker process: register serpent types, join the nameserver, serve until shutdown."""
+    import threading
+
+    import Pyro4.errors
+
     register_numpy_with_serpent()
     worker = _make_worker(objective_ref, run_id, host, port, worker_id, objective_kwargs or {})
-    worker.run(background=False)
+    stop = threading.Event()
+    watchdog = threading.Thread(target=_watch_nameserver, args=(worker, host, port, stop), daemon=True)
+    watchdog.start()
+    try:
+        worker.run(background=False)
+    except Pyro4.errors.NamingError:  # the nameserver vanished while the worker (un)registered: the run is over
+        logging.getLogger("metarec.bohb").info("worker %d: the nameserver of run %s is gone", worker_id, run_id)
+    finally:
+        stop.set()
+
+
+def _watch_nameserver(worker: Any, host: str, port: int, stop: Any, misses_allowed: int = 2) -> None:
+    """Shut the worker down once its run's nameserver is gone: the master shuts down only the workers its
+    dispatcher has discovered, so a worker that registered during the master's last seconds would wait forever."""
+    import Pyro4
+    import Pyro4.errors
+
+    misses = 0
+    while not stop.wait(NAMESERVER_CHECK_S):
+        try:
+            with Pyro4.locateNS(host=host, port=port):
+                misses = 0
+        except Pyro4.errors.NamingError:
+            misses += 1
+            if misses > misses_allowed and getattr(worker, "pyro_daemon", None) is not None:
+                logging.getLogger("metarec.bohb").info("nameserver %s:%s is gone: the run is over", host, port)
+                worker.shutdown()
+                return
 
 
 @dataclass(frozen=True)

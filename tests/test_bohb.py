@@ -6,6 +6,7 @@ Each test has a hard timeout: before the serpent fix, hpbandster on numpy 2 hang
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import ConfigSpace as CS
 import numpy as np
@@ -126,3 +127,27 @@ def test_remote_workers_join_through_the_cli(tmp_path):
     for w in workers:
         assert w.wait(timeout=60) == 0  # workers exit cleanly when the master shuts them down
     assert not thread.is_alive() and len(out["trials"]) >= 6
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_exits_when_its_nameserver_is_gone(tmp_path):
+    """A worker the dispatcher never discovered (it joined in the master's last seconds) must not wait forever."""
+    import subprocess
+    import sys
+    import time
+
+    import hpbandster.core.nameserver as hpns
+
+    ns = hpns.NameServer(run_id="orphan", host="127.0.0.1", port=0)
+    host, port = ns.start()
+    code = ("import offline_search.hpb as h; h.NAMESERVER_CHECK_S = 0.5; "
+            f"h.worker_main('tests.fixtures.objectives:quadratic', 'orphan', {host!r}, {port}, 0)")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
+    try:
+        time.sleep(3)  # registered with the nameserver; no master ever contacts it
+        assert worker.poll() is None
+        ns.shutdown()
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
