@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
@@ -106,22 +108,32 @@ def summarize(ds: Dataset, max_edge: int = 128, progress: bool = False) -> Datas
     widths: list[int] = []
     kept: list[int] = []
     colour = False
-    for i, _ in enumerate(tqdm(ds.items, desc=f"scan {ds.name}", unit="img", disable=not progress)):
+    for i, img in _readable(ds, ds.load, "img", progress):
+        kept.append(i)
+        heights.append(img.shape[0])
+        widths.append(img.shape[1])
+        colour = colour or _is_colour(img)
+    items = [ds.items[i] for i in kept]
+    return _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1,
+                  content_hash(ds), max_edge)
+
+
+def _readable(ds: Dataset, load: Callable[[int], Any], unit: str, progress: bool) -> Iterator[tuple[int, Any]]:
+    """(index, decoded item) for every item that decodes; a bad one is skipped and reported, or raised if strict."""
+    for i, _ in enumerate(tqdm(ds.items, desc=f"scan {ds.name}", unit=unit, disable=not progress)):
         try:
-            img = ds.load(i)
+            value = load(i)
         except UnreadableImageError as exc:
             if ds.strict:
                 raise
             ds.note_skipped(exc)
             continue
-        kept.append(i)
-        heights.append(img.shape[0])
-        widths.append(img.shape[1])
-        colour = colour or not (np.array_equal(img[..., 0], img[..., 1])
-                                and np.array_equal(img[..., 1], img[..., 2]))
-    items = [ds.items[i] for i in kept]
-    return _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1,
-                  content_hash(ds), max_edge)
+        yield i, value
+
+
+def _is_colour(pixels: np.ndarray) -> bool:
+    """True unless the three channels of (..., 3) pixels are identical (a grey image or clip)."""
+    return not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]))
 
 
 def _summarize_video(ds: Dataset, max_edge: int, progress: bool) -> DatasetSummary:
@@ -132,14 +144,7 @@ def _summarize_video(ds: Dataset, max_edge: int, progress: bool) -> DatasetSumma
     fps: list[float] = []
     kept: list[int] = []
     colour = False
-    for i, _ in enumerate(tqdm(ds.items, desc=f"scan {ds.name}", unit="clip", disable=not progress)):
-        try:
-            clip = ds.load_clip(i)
-        except UnreadableImageError as exc:
-            if ds.strict:
-                raise
-            ds.note_skipped(exc)
-            continue
+    for i, clip in _readable(ds, ds.load_clip, "clip", progress):
         kept.append(i)
         frames = clip.frames
         lengths.append(len(frames))
@@ -147,8 +152,7 @@ def _summarize_video(ds: Dataset, max_edge: int, progress: bool) -> DatasetSumma
         widths.append(frames.shape[2])
         if clip.fps is not None:
             fps.append(clip.fps)
-        colour = colour or not (np.array_equal(frames[..., 0], frames[..., 1])
-                                and np.array_equal(frames[..., 1], frames[..., 2]))
+        colour = colour or _is_colour(frames)
     items = [ds.items[i] for i in kept]
     summary = _build(ds, items, np.array(heights), np.array(widths), 3 if colour else 1, content_hash(ds), max_edge)
     stats = VideoStats(frames_mean=round(float(np.mean(lengths)), 3), frames_min=int(min(lengths)),
