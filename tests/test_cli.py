@@ -12,12 +12,8 @@ import pytest
 
 from metafeatures.fingerprint import Fingerprints
 from metarec.cli import main
+from tests.fixtures.cli import run_json
 from tests.fixtures.factories import make_image_folder, make_npz
-
-
-def run_json(capsys, argv):
-    assert main(argv) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_summary_json_contract(tmp_path, capsys):

@@ -14,9 +14,9 @@ from metafeatures.datasets import open_dataset
 from metafeatures.errors import ArtifactError
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
-from metarec.cli import main
 from metarec.commands.portfolio import PORTFOLIO_DIR_ENV
 from portfolio.evaluation import BASELINES
+from tests.fixtures.cli import fails, run_json
 from tests.fixtures.factories import make_image_folder
 from tests.fixtures.portfolios import INCUMBENTS, fit_matchers, save_test_portfolio
 
@@ -45,18 +45,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     matchers = fit_matchers(features, mlp={"hidden": 32, "max_epochs": 30})
     return {"root": root, "data": root / "data", "spec": fingerprinter.spec, "summaries": summaries,
             "portfolio": save_test_portfolio(root / "pf", summaries, fingerprinter.spec, matchers)}
-
-
-def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
-    assert main(argv) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("metarec: error: ") and captured.err.count("\n") == 1
-    return captured.err
 
 
 def test_cli_defaults_are_the_library_defaults_and_the_parser_does_not_load_torch():

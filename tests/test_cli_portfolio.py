@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
 from metarec.cli import main
 from metarec.commands.portfolio import default_portfolio_dir
+from tests.fixtures.cli import fails, run_json
 from tests.fixtures.factories import make_image_folder
 from tests.fixtures.portfolios import INCUMBENTS, fit_matchers, save_test_portfolio
 
@@ -51,18 +51,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "other": save_test_portfolio(root / "pf-other", summaries, other, matchers),
         "summaries": summaries, "matchers": matchers,
     }
-
-
-def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
-    assert main(argv) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("metarec: error: ") and captured.err.count("\n") == 1
-    return captured.err
 
 
 # ------------------------------------------------------------------------------------------ portfolio show
