@@ -553,23 +553,31 @@ def generate_demo_collection(out: Path, seed: int = 0, progress: bool = True, ov
     infos = []
     for name in tqdm(names, desc="demo datasets", unit="dataset", disable=not progress):
         gen, is_npz = _GENERATORS[name]
-        final = _target(out, name)
-        partial = out / f".{final.name}.partial"
-        _remove(partial)
-        if not is_npz:
-            partial.mkdir()
-        try:
-            info = gen(partial, _rng(seed, name))  # a folder, or for .npz datasets the file to write
-        except BaseException:
-            _remove(partial)
-            raise
+        # a folder, or for .npz datasets the file to write
+        info = write_atomically(_target(out, name), gen, _rng(seed, name), is_dir=not is_npz)
         info.name = name
-        _remove(final)
-        partial.replace(final)
         infos.append(info)
     if only is None:
         _write_readme(out, infos, seed)
     return names
+
+
+def write_atomically(final: Path, make: Callable[[Path, np.random.Generator], DemoInfo], rng: np.random.Generator,
+                     is_dir: bool) -> DemoInfo:
+    """Generate into a hidden ``.NAME.partial`` beside ``final``, then move it into place: an interrupted
+    generation never leaves half a dataset where a collection reader would take it for a whole one."""
+    partial = final.parent / f".{final.name}.partial"
+    _remove(partial)
+    if is_dir:
+        partial.mkdir()
+    try:
+        info = make(partial, rng)
+    except BaseException:
+        _remove(partial)
+        raise
+    _remove(final)
+    partial.replace(final)
+    return info
 
 
 def _remove(path: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from metafeatures.demo import DemoInfo, _occupied, _power_law_noise, _remove, _rng, _to_uint8
+from metafeatures.demo import DemoInfo, _occupied, _power_law_noise, _rng, _to_uint8, write_atomically
 from metafeatures.errors import DatasetError, OutputExistsError
 from metafeatures.video import write_video
 
@@ -183,17 +183,8 @@ def generate_video_demo(out: Path, seed: int = 0, progress: bool = True, overwri
     out.mkdir(parents=True, exist_ok=True)
     infos = []
     for name in tqdm(names, desc="video demo datasets", unit="dataset", disable=not progress):
-        final, partial = out / name, out / f".{name}.partial"
-        _remove(partial)
-        partial.mkdir()
-        try:
-            info = _GENERATORS[name](partial, _rng(seed, name))
-        except BaseException:
-            _remove(partial)
-            raise
+        info = write_atomically(out / name, _GENERATORS[name], _rng(seed, name), is_dir=True)
         info.name = name
-        _remove(final)
-        partial.replace(final)
         infos.append(info)
     if only is None:
         head = ("metarec video demo collection\n=============================\n\nGenerated offline by "
