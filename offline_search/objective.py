@@ -25,7 +25,10 @@ def finetune_objective(config: dict[str, Any], budget: float, dataset: str, budg
     result = finetune(cfg, dataset, options)
     info = {"alc": result.alc, "final_nauc": result.final_nauc, "final_accuracy": result.final_accuracy,
             "return_time": result.return_time, "wall_time": result.wall_time, "steps": result.steps,
-            "status": result.status, "device": result.device}
+            "status": result.status, "device": result.device,
+            "budget_s": result.budget_s if result.budget_s is not None else result.wall_time,
+            "curve": [[round(pt.t, 4), round(pt.nauc, 6)] for pt in result.learning_curve],
+            "time_budget": time_budget, "t0": t0}
     if result.status != "completed":
         return {"loss": WORST_LOSS, "info": {**info, "error": result.reason or result.status}}
     value = result.alc if score == "alc" else result.final_nauc

@@ -31,7 +31,9 @@ from offline_search.matcher_hpo import matcher_space, save_fingerprint_table
 from offline_search.objective import finetune_objective
 from offline_search.scenario import SearchScenario
 from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
-from portfolio.selection import PerformanceMatrix
+from portfolio.calibration import calibrate
+from portfolio.candidates import Candidate, default_candidate, with_costs
+from portfolio.performance import DEFAULT_T0, DEFAULT_TIME_BUDGET, CellCurve, PerformanceData, matrix_from_curves
 
 OBJECTIVE = "offline_search.objective:finetune_objective"
 Progress = Callable[[str], None]
@@ -58,6 +60,7 @@ class RebuildOptions:
     datasets: tuple[str, ...] | None = None
     matcher_hpo_iterations: int = 0
     matcher_test_batch_size: int = 64
+    matcher_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
 
@@ -99,28 +102,36 @@ def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
 def _objective_kwargs(ds: Dataset, opts: RebuildOptions) -> dict[str, Any]:
     """Arguments of the fine-tune objective for one dataset."""
     return {"dataset": str(ds.root), "budget_kind": opts.scenario.budget_kind, "score": opts.scenario.score,
-            "base": {"seed": opts.scenario.seed, **opts.base_config}}
+            "base": {"seed": opts.scenario.seed, **opts.base_config}, "time_budget": DEFAULT_TIME_BUDGET,
+            "t0": DEFAULT_T0}
 
 
-def performance_matrix(incumbents: dict[str, dict[str, Any]], datasets: dict[str, Dataset],
-                       opts: RebuildOptions) -> PerformanceMatrix:
-    """Every incumbent evaluated on every dataset at the maximum budget; cells are cached for resume."""
+def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, Dataset],
+                     opts: RebuildOptions) -> PerformanceData:
+    """Every candidate evaluated on every dataset at the maximum budget, with its learning curve.
+
+    Cells are cached in ``matrix_cells.json`` as they finish, so a killed run resumes where it stopped; a
+    failed run is stored as ``null`` (NaN in the matrix). Scores are the curves' ALC at the scenario's T.
+    """
     cells_path = opts.work() / "matrix_cells.json"
-    cells: dict[str, float | None] = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
-    names = sorted(datasets)
-    scores = np.full((len(names), len(names)), np.nan)
-    for i, source in enumerate(names):
-        for j, target in enumerate(names):
-            key = f"{source}->{target}"
-            if key not in cells:
-                _say(opts, f"evaluate incumbent of {source} on {target}")
-                out = finetune_objective(incumbents[source], opts.scenario.max_budget,
-                                         **_objective_kwargs(datasets[target], opts))
-                cells[key] = None if "error" in out["info"] else -float(out["loss"])
-                cells_path.write_text(json.dumps(cells, indent=1, sort_keys=True))
-            value = cells[key]
-            scores[i, j] = np.nan if value is None else value
-    return PerformanceMatrix(configs=tuple(names), datasets=tuple(names), scores=scores)
+    cells: dict[str, Any] = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+    curves: dict[tuple[str, str], CellCurve | None] = {}
+    todo = [(c, d) for c in candidates for d in sorted(datasets)]
+    for n, (source, target) in enumerate(todo, 1):
+        key = f"{source}->{target}"
+        if key not in cells or not isinstance(cells[key], (dict, type(None))):  # absent, or a score without curve
+            _say(opts, f"cell {n}/{len(todo)}: candidate {source} on {target}")
+            out = finetune_objective(candidates[source], opts.scenario.max_budget,
+                                     **_objective_kwargs(datasets[target], opts))
+            info = out["info"]
+            cells[key] = None if "error" in info else {"curve": info["curve"], "budget_s": info["budget_s"]}
+            cells_path.write_text(json.dumps(cells, indent=1, sort_keys=True))
+        cell = cells[key]
+        curves[(source, target)] = None if cell is None else CellCurve(
+            t=tuple(t for t, _ in cell["curve"]), nauc=tuple(v for _, v in cell["curve"]),
+            budget_s=float(cell["budget_s"]))
+    return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
+                              t0=DEFAULT_T0)
 
 
 def fit_matchers(fingerprints: dict[str, Fingerprints], opts: RebuildOptions) -> dict[str, Any]:
@@ -128,7 +139,7 @@ def fit_matchers(fingerprints: dict[str, Fingerprints], opts: RebuildOptions) ->
     tuned by BOHB on held-out identification accuracy when ``matcher_hpo_iterations`` > 0."""
     x = np.concatenate([fp.features for fp in fingerprints.values()])
     y = np.concatenate([[name] * len(fp.features) for name, fp in fingerprints.items()])
-    params: dict[str, dict[str, Any]] = {}
+    params: dict[str, dict[str, Any]] = {k: dict(v) for k, v in opts.matcher_params.items()}
     if opts.matcher_hpo_iterations > 0:
         work = opts.work() / "matchers"
         table = save_fingerprint_table(work / "fingerprints.npz", x, y)
@@ -181,27 +192,58 @@ def rebuild(opts: RebuildOptions) -> Path:
         best = search_dataset(name, ds, opts)
         incumbents[name] = best.config
         scores[name] = -float(best.loss)  # type: ignore[arg-type]
-    matrix = performance_matrix(incumbents, datasets, opts)
-    _say(opts, "fingerprints and matchers")
-    fpr = Fingerprinter(opts.fingerprint_backbone, opts.fingerprint_weights, resolution=opts.fingerprint_resolution,
-                        seed=opts.scenario.seed)
-    fps = {name: fpr.fingerprint(ds, summaries[name].content_hash, n_samples=opts.n_samples, seed=opts.scenario.seed)
-           for name, ds in datasets.items()}
-    matchers = fit_matchers(fps, opts)
     base = {"seed": opts.scenario.seed, **opts.base_config}
     entries = [PortfolioEntry.from_objects(summaries[n], FinetuneConfig.from_configspace(incumbents[n], base=base),
                                            scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)
                for n in sorted(datasets)]
-    portfolio = build_portfolio(entries=entries, matrix=matrix, fingerprint_spec=fpr.spec,
-                                config_space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained,
-                                                                modality=_modality(datasets)),
-                                matcher_names=opts.matchers, scenario=opts.scenario.to_dict(),
+    return assemble(entries, datasets, opts)
+
+
+def candidate_pool(entries: list[PortfolioEntry], include_default: bool = True, seed: int = 0) -> list[Candidate]:
+    """The candidates every dataset is evaluated with: each entry's incumbent, plus the seed-000 default."""
+    from portfolio.candidates import incumbent_candidates
+
+    pool = incumbent_candidates(entries)
+    default = default_candidate(seed)
+    if include_default and all(c.configuration != default.configuration for c in pool):
+        pool.append(default)
+    return pool
+
+
+def assemble(entries: list[PortfolioEntry], datasets: dict[str, Dataset], opts: RebuildOptions,
+             pool: list[Candidate] | None = None, extra_provenance: dict[str, Any] | None = None) -> Path:
+    """Known datasets with their incumbents → every candidate on every dataset (curves) → fingerprints →
+    matchers → selection calibration → the saved portfolio directory (shared by rebuild and update)."""
+    pool = pool if pool is not None else candidate_pool(entries, seed=opts.scenario.seed)
+    data = performance_data({c.id: c.configuration for c in pool}, datasets, opts)
+    _say(opts, "fingerprints and matchers")
+    fpr = Fingerprinter(opts.fingerprint_backbone, opts.fingerprint_weights, resolution=opts.fingerprint_resolution,
+                        seed=opts.scenario.seed)
+    fps = {e.dataset: fpr.fingerprint(datasets[e.dataset], e.summary["content_hash"], n_samples=opts.n_samples,
+                                      seed=opts.scenario.seed) for e in entries}
+    matchers = fit_matchers(fps, opts)
+    _say(opts, "candidate costs and the selection calibration (inner leave-one-out)")
+    pool = with_costs(pool)
+    reduced = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=fpr.spec,
+                              config_space=_space(opts, datasets), matcher_names=opts.matchers, candidates=pool,
+                              performance=data).reduced_portfolio
+    selection = calibrate(data, pool, {n: f.features for n, f in fps.items()}, matchers, reduced,
+                          seed=opts.scenario.seed)
+    portfolio = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=fpr.spec,
+                                config_space=_space(opts, datasets), matcher_names=opts.matchers,
+                                scenario=opts.scenario.to_dict(), candidates=pool, performance=data,
+                                selection=selection, extra_provenance=extra_provenance,
                                 fingerprint_sampling={"n_samples": opts.n_samples, "seed": opts.scenario.seed})
     path = save_portfolio(portfolio, opts.out, matchers, overwrite=opts.overwrite or opts.resume)
     _say(opts, "batch-size curve of the matchers")
     batch_size_curve(fps, opts, matchers, path)
     _say(opts, f"portfolio {portfolio.version} written to {path}")
     return path
+
+
+def _space(opts: RebuildOptions, datasets: dict[str, Dataset]) -> Any:
+    """The scenario's search space for the collection's modality."""
+    return build_search_space(opts.scenario.backbones, opts.scenario.pretrained, modality=_modality(datasets))
 
 
 def _modality(datasets: dict[str, Dataset]) -> str:

@@ -13,7 +13,17 @@ from portfolio.artifact import (
     load_portfolio,
     save_portfolio,
 )
-from portfolio.recommender import Neighbor, Recommendation, Recommender
+from portfolio.candidates import Candidate, Cost
+from portfolio.performance import CellCurve, PerformanceData
+from portfolio.policies import POLICIES, NeighborParams, SelectionSettings
+from portfolio.recommender import (
+    Neighbor,
+    NoCandidateError,
+    Recommendation,
+    Recommender,
+    SelectionRequest,
+    recommend_dataset,
+)
 from portfolio.selection import (
     PerformanceMatrix,
     PortfolioStep,
@@ -23,7 +33,17 @@ from portfolio.selection import (
 )
 
 __all__ = [
+    "POLICIES",
     "PORTFOLIO_FORMAT_VERSION",
+    "Candidate",
+    "CellCurve",
+    "Cost",
+    "NeighborParams",
+    "NoCandidateError",
+    "PerformanceData",
+    "SelectionRequest",
+    "SelectionSettings",
+    "recommend_dataset",
     "LoadedPortfolio",
     "Neighbor",
     "PerformanceMatrix",

@@ -2,8 +2,10 @@
 
 ``portfolio.json`` carries the format version, a content-derived version string, the fingerprint spec
 every matcher was fitted under, the search space, one entry per known dataset (summary, incumbent
-configuration, its score and budget), the performance matrix, the greedy reduced portfolio and its
-curve, the matcher file names and provenance. :func:`load_portfolio` checks every part against every
+configuration, its score and budget), the candidates (every configuration with performance data, with its
+cost), the performance matrix (candidates × datasets) and, when recorded, each cell's learning curve, the
+greedy reduced portfolio and its curve, the selection settings (default policy, neighbour weighting,
+novelty calibration), the matcher file names and provenance. :func:`load_portfolio` checks every part against every
 other part and refuses any mismatch with an :class:`~metafeatures.errors.ArtifactError` that names the
 file and the problem; :func:`save_portfolio` runs the same checks first, so a saved portfolio loads.
 """
@@ -32,6 +34,9 @@ from metafeatures.fingerprint import FingerprintSpec
 from metafeatures.matchers import load_matcher, save_matcher
 from metafeatures.matchers.registry import list_matchers, matcher_name
 from metafeatures.summary import DatasetSummary
+from portfolio.candidates import Candidate, incumbent_candidates
+from portfolio.performance import PerformanceData
+from portfolio.policies import SelectionSettings
 from portfolio.selection import PerformanceMatrix, PortfolioStep, choose_reduced, greedy_reduced_portfolio
 
 if TYPE_CHECKING:
@@ -39,7 +44,8 @@ if TYPE_CHECKING:
 
     from metafeatures.matchers._base import BaseMatcher
 
-PORTFOLIO_FORMAT_VERSION = 1
+#: 2: rectangular candidates × datasets matrix, candidates with costs, learning curves, selection settings
+PORTFOLIO_FORMAT_VERSION = 2
 PORTFOLIO_FILE = "portfolio.json"
 MATRIX_FIGURE = "performance_matrix.png"
 CURVE_FIGURE = "portfolio_curve.png"
@@ -93,9 +99,12 @@ class Portfolio(BaseModel):
     fingerprint_spec: dict[str, Any]
     config_space: dict[str, Any]
     entries: list[PortfolioEntry]
+    candidates: list[Candidate]
     performance_matrix: dict[str, Any]
+    curves: dict[str, Any] | None = None
     reduced_portfolio: list[str]
     reduced_portfolio_curve: list[dict[str, Any]]
+    selection: dict[str, Any]
     matchers: dict[str, str]
     provenance: dict[str, Any]
 
@@ -148,6 +157,13 @@ class LoadedPortfolio:
     space: ConfigurationSpace
     fingerprint_spec: FingerprintSpec
     configs: dict[str, FinetuneConfig]
+    performance: PerformanceData
+    selection: SelectionSettings
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """Every recommendable configuration, in matrix-row order."""
+        return list(self.portfolio.candidates)
 
     @property
     def version(self) -> str:
@@ -193,8 +209,8 @@ def _names_diff(what: str, have: Iterable[str], want: Iterable[str], noun: str =
     return f"{what} " + " and ".join(parts)
 
 
-def _check_content(p: Portfolio, where: str) -> tuple[PerformanceMatrix, ConfigurationSpace, FingerprintSpec,
-                                                      dict[str, FinetuneConfig]]:
+def _check_content(p: Portfolio, where: str) -> tuple[PerformanceData, ConfigurationSpace, FingerprintSpec,
+                                                      dict[str, FinetuneConfig], SelectionSettings]:
     """Check every part of ``p`` except the matchers' files and the version; return the parsed parts."""
 
     def fail(problem: str) -> ArtifactError:
@@ -247,19 +263,40 @@ def _check_content(p: Portfolio, where: str) -> tuple[PerformanceMatrix, Configu
         matrix = PerformanceMatrix.from_dict(p.performance_matrix)
     except ArtifactError as exc:
         raise fail(str(exc)) from exc
-    for what, names in (("performance matrix configs", matrix.configs), ("performance matrix datasets",
-                                                                         matrix.datasets)):
-        problem = _names_diff(what, names, datasets)
-        if problem:
-            raise fail(problem)
+    problem = _names_diff("performance matrix datasets", matrix.datasets, datasets)
+    if problem:
+        raise fail(problem)
+    ids = [c.id for c in p.candidates]
+    if len(set(ids)) != len(ids):
+        raise fail(f"duplicate candidate id(s): {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
+    if tuple(ids) != matrix.configs:
+        raise fail("the performance matrix's rows must be the candidates, in candidate order "
+                   f"(candidates {ids}, rows {list(matrix.configs)})")
+    for cand in p.candidates:
+        try:
+            config = cand.config()
+        except ConfigError as exc:
+            raise fail(f"candidate {cand.id!r}: configuration: {exc}") from exc
+        if config.to_dict() != cand.configuration:
+            raise fail(f"candidate {cand.id!r}: configuration is not in FinetuneConfig.to_dict() form")
+        if cand.source == "incumbent" and (cand.dataset not in configs or configs[cand.dataset] != config):
+            raise fail(f"candidate {cand.id!r}: says it is the incumbent of {cand.dataset!r}, which it is not")
+    try:
+        performance = PerformanceData.from_parts(matrix, p.curves)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        selection = SelectionSettings.from_dict(p.selection)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from exc
     # reduced portfolio and its curve
     if not p.reduced_portfolio:
         raise fail("reduced_portfolio is empty")
     if len(set(p.reduced_portfolio)) != len(p.reduced_portfolio):
         raise fail(f"reduced_portfolio has duplicates: {p.reduced_portfolio}")
-    unknown = [m for m in p.reduced_portfolio if m not in configs]
+    unknown = [m for m in p.reduced_portfolio if m not in ids]
     if unknown:
-        raise fail(f"reduced_portfolio member(s) {', '.join(map(repr, unknown))} are not portfolio entries")
+        raise fail(f"reduced_portfolio member(s) {', '.join(map(repr, unknown))} are not candidates")
     if not p.reduced_portfolio_curve:
         raise fail("reduced_portfolio_curve is empty")
     try:
@@ -306,7 +343,7 @@ def _check_content(p: Portfolio, where: str) -> tuple[PerformanceMatrix, Configu
         _dt.datetime.fromisoformat(p.provenance["created_at"])
     except ValueError as exc:
         raise fail(f"provenance.created_at is not an ISO date-time: {exc}") from exc
-    return matrix, space, spec, configs
+    return performance, space, spec, configs, selection
 
 
 def _check_matchers(p: Portfolio, matchers: Mapping[str, BaseMatcher], spec: FingerprintSpec, where: str,
@@ -350,7 +387,7 @@ def _check_version(p: Portfolio, where: str) -> None:
 def check_portfolio(portfolio: Portfolio, matchers: Mapping[str, BaseMatcher] | None = None,
                     where: str = "portfolio") -> None:
     """Run every consistency check (matchers too, when given); ArtifactError prefixed by ``where`` on failure."""
-    _, _, spec, _ = _check_content(portfolio, where)
+    _, _, spec, _, _ = _check_content(portfolio, where)
     if matchers is not None:
         _check_matchers(portfolio, matchers, spec, where)
     _check_version(portfolio, where)
@@ -364,12 +401,19 @@ def build_portfolio(*, entries: Sequence[PortfolioEntry], matrix: PerformanceMat
                     config_space: ConfigurationSpace | Mapping[str, Any], matcher_names: Iterable[str],
                     scenario: Any = None, reduced_tolerance: float = 0.0, reduced_max_size: int | None = None,
                     version_prefix: str = "demo", created_at: _dt.datetime | None = None,
-                    fingerprint_sampling: Mapping[str, int] | None = None) -> Portfolio:
+                    fingerprint_sampling: Mapping[str, int] | None = None,
+                    candidates: Sequence[Candidate] | None = None, performance: PerformanceData | None = None,
+                    selection: SelectionSettings | None = None,
+                    extra_provenance: Mapping[str, Any] | None = None) -> Portfolio:
     """Assemble a checked, versioned Portfolio: greedy curve, reduced portfolio, matcher file names, provenance.
 
-    ``fingerprint_sampling`` (``n_samples``, ``seed``) records how the matchers' fingerprints were drawn, so
-    an evaluation can find or redraw exactly those.
+    ``candidates`` default to the entries' incumbents (a square matrix); ``performance`` carries the learning
+    curves when they were recorded (its matrix must be ``matrix``); ``selection`` defaults to uncalibrated
+    settings (see :func:`portfolio.calibration.calibrate`). ``fingerprint_sampling`` (``n_samples``, ``seed``)
+    records how the matchers' fingerprints were drawn, so an evaluation can find or redraw exactly those.
     """
+    if performance is not None and performance.matrix != matrix:
+        raise ValueError("performance.matrix must be the matrix given")
     from metarec import __version__
 
     created = created_at or _dt.datetime.now(_dt.timezone.utc)
@@ -384,9 +428,12 @@ def build_portfolio(*, entries: Sequence[PortfolioEntry], matrix: PerformanceMat
         fingerprint_spec=spec,
         config_space=space,
         entries=list(entries),
+        candidates=list(candidates) if candidates is not None else incumbent_candidates(entries),
         performance_matrix=matrix.to_dict(),
+        curves=performance.curves_to_dict() if performance is not None else None,
         reduced_portfolio=list(chosen.members),
         reduced_portfolio_curve=[s.to_dict() for s in steps],
+        selection=(selection or SelectionSettings()).to_dict(),
         matchers={name: matcher_file_name(name) for name in matcher_names},
         provenance={
             "dataset_hashes": {e.dataset: e.summary.get("content_hash") for e in entries},
@@ -394,6 +441,7 @@ def build_portfolio(*, entries: Sequence[PortfolioEntry], matrix: PerformanceMat
             "metarec_version": __version__,
             "created_at": created.isoformat(timespec="seconds"),
             **({"fingerprint_sampling": dict(fingerprint_sampling)} if fingerprint_sampling else {}),
+            **dict(extra_provenance or {}),
         },
     ).with_version(version_prefix, created.strftime("%Y.%m.%d"))
     check_portfolio(portfolio, where="portfolio")
@@ -468,7 +516,7 @@ def load_portfolio(directory: str | Path) -> LoadedPortfolio:
         portfolio = Portfolio.model_validate(data)
     except ValidationError as exc:
         raise ArtifactError(f"{path}: {_pydantic_problem(exc)}") from exc
-    matrix, space, spec, configs = _check_content(portfolio, str(path))
+    performance, space, spec, configs, selection = _check_content(portfolio, str(path))
     matchers: dict[str, BaseMatcher] = {}
     files: dict[str, Path] = {}
     for name, file_name in portfolio.matchers.items():
@@ -482,5 +530,6 @@ def load_portfolio(directory: str | Path) -> LoadedPortfolio:
         files[name] = file
     _check_matchers(portfolio, matchers, spec, str(path), files)
     _check_version(portfolio, str(path))
-    return LoadedPortfolio(directory=directory, portfolio=portfolio, matchers=matchers, matrix=matrix, space=space,
-                           fingerprint_spec=spec, configs=configs)
+    return LoadedPortfolio(directory=directory, portfolio=portfolio, matchers=matchers, matrix=performance.matrix,
+                           space=space, fingerprint_spec=spec, configs=configs, performance=performance,
+                           selection=selection)

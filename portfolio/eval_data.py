@@ -86,6 +86,14 @@ def _from_demo(names: Sequence[str], hashes: dict[str, str], seed: int, progress
     return found
 
 
+def known_datasets(names: Sequence[str], hashes: dict[str, str], collection: Path | None = None, seed: int = 0,
+                   progress: bool = False, say: Say | None = None) -> dict[str, Dataset]:
+    """The named known datasets with the recorded content hashes: from ``collection``, or regenerated demo ones."""
+    say = say or (lambda _message: None)
+    return (_from_collection(collection, names, hashes) if collection is not None
+            else _from_demo(names, hashes, seed, progress, say))
+
+
 def portfolio_fingerprints(loaded: LoadedPortfolio, make_fingerprinter: Callable[[], Fingerprinter],
                            collection: Path | None = None, n_samples: int = 512, seed: int = 0,
                            use_cache: bool = True, progress: bool = False, say: Say | None = None,
@@ -103,8 +111,7 @@ def portfolio_fingerprints(loaded: LoadedPortfolio, make_fingerprinter: Callable
     missing = [n for n in names if n not in out]
     if not missing:
         return out
-    datasets = (_from_collection(collection, missing, hashes) if collection is not None
-                else _from_demo(missing, hashes, seed, progress, say))
+    datasets = known_datasets(missing, hashes, collection, seed, progress, say)
     fingerprinter = make_fingerprinter()
     loaded.fingerprint_spec.require_same(fingerprinter.spec)
     for name in missing:

@@ -23,7 +23,7 @@ from finetune.trainer import TrainOptions, finetune
 from metafeatures.datasets import Dataset
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash
-from portfolio.recommender import Recommender
+from portfolio.recommender import Recommender, SelectionRequest, recommend_dataset
 
 ARMS: tuple[str, ...] = ("recommended", "baseline")
 METRICS: tuple[str, ...] = ("alc", "final_nauc", "return_time")
@@ -66,7 +66,7 @@ class FinetuneComparison:
         rows = [f"{name:<18}{r['recommended']['alc']:>9.3f}{r['baseline']['alc']:>10.3f}"
                 f"{r['recommended']['final_nauc']:>10.3f}{r['baseline']['final_nauc']:>11.3f}"
                 f"{r['recommended']['return_time']:>10.1f}{r['baseline']['return_time']:>11.1f}  "
-                f"{r['recommended']['config']['backbone']} ({r['recommendation']['incumbent_of']})"
+                f"{r['recommended']['config']['backbone']} ({r['recommendation']['candidate']})"
                 for name, r in self.rows.items()]
         m = self.means()
         mean = (f"{'mean':<18}{m['recommended']['alc']:>9.3f}{m['baseline']['alc']:>10.3f}"
@@ -76,19 +76,23 @@ class FinetuneComparison:
 
 
 def compare_finetune(recommender: Recommender, fingerprinter: Fingerprinter, datasets: Mapping[str, Dataset],
-                     budget_s: float, out_dir: Path, seed: int = 0, n_samples: int = 64, reduced: bool = False,
+                     budget_s: float, out_dir: Path, seed: int = 0, n_samples: int = 64, policy: str | None = None,
                      time_budget: float = 1200.0, t0: float = 60.0, test_fraction: float = 0.2,
                      device: str | None = None,
                      progress: bool = False, say: Say | None = None) -> FinetuneComparison:
-    """For each held-out dataset: fingerprint, recommend, then fine-tune the recommendation and the baseline."""
+    """For each held-out dataset: fingerprint, recommend (ranked by ALC at ``time_budget``), then fine-tune the
+    recommendation and the baseline."""
     say = say or (lambda _message: None)
     rows: dict[str, dict[str, Any]] = {}
+    request = SelectionRequest(policy=policy, time_budget_s=time_budget, top_k=3)  # type: ignore[arg-type]
     for name, ds in datasets.items():
-        fp = fingerprinter.fingerprint(ds, content_hash(ds), n_samples=n_samples, seed=seed, progress=progress)
-        rec = recommender.recommend(fp.features, top_k=3, reduced=reduced)
+        rec, _ = recommend_dataset(recommender, fingerprinter, ds, request, n_samples=n_samples, seed=seed,
+                                   progress=progress, content_hash=content_hash(ds))
         configs = {"recommended": FinetuneConfig.from_dict({**rec.configuration, "seed": seed}),
                    "baseline": baseline_config(seed)}
         row: dict[str, Any] = {"recommendation": {"best_match": rec.best_match, "incumbent_of": rec.incumbent_of,
+                                                  "candidate": rec.candidates[0].id, "policy": rec.policy,
+                                                  "novelty": rec.novelty, "fallback": rec.fallback.model_dump(),
                                                   "neighbors": [n.model_dump() for n in rec.neighbors]}}
         for config in configs.values():  # decode once, so neither arm's clock pays for decoding and the other's not
             prepare(ds, config.input_size, config.max_edge, test_fraction, config.seed, use_cache=True)
@@ -99,6 +103,7 @@ def compare_finetune(recommender: Recommender, fingerprinter: Fingerprinter, dat
             row[arm] = _summary(finetune(config, ds, options, out_dir=out_dir / name / arm))
         rows[name] = row
     settings = {"budget_s": budget_s, "seed": seed, "n_samples": n_samples, "matcher": recommender.matcher_name,
-                "reduced": reduced, "time_budget": time_budget, "t0": t0,
+                "policy": policy or recommender.portfolio.selection.default_policy, "time_budget": time_budget,
+                "t0": t0,
                 "portfolio_version": recommender.portfolio.version}
     return FinetuneComparison(rows=rows, settings=settings)

@@ -1,13 +1,14 @@
-"""Leave-one-dataset-out (LODO) evaluation of the recommender against simple baselines (issue 6).
+"""Leave-one-out evaluation of the selection policies against baselines (plain and grouped).
 
-For every known dataset ``t`` of a portfolio, ``t`` is held out: a method may only use the other datasets
-(their incumbents, their scores, their meta-features or fingerprints) to pick one of the *other* datasets'
-incumbent configurations for ``t``. The pick's score on ``t`` is already in the performance matrix, so
-nothing is retrained. A method's pick is a probability over those incumbents (a uniformly random pick,
-or the best matches of many random fingerprint batches), so its score on ``t`` is an expectation.
+For every known dataset ``t`` the datasets it may not know about are hidden: ``t`` alone (leave-one-
+dataset-out) or its whole group, every derivative of the same source (leave-one-group-out, ZAP's
+protocol). Hidden datasets' columns are no evidence and the candidates tuned on them (their incumbents)
+may not be recommended. Each matcher is refitted without the hidden datasets, random batches of ``t``'s
+fingerprints are ranked, and each policy (:mod:`portfolio.policies`) picks a candidate per batch; the
+pick's score on ``t`` at the time budget is read from the matrix, so nothing is retrained.
 
-Normalized regret on ``t`` is ``(oracle - score) / (oracle - worst)``: 0 for the best of the other
-incumbents on ``t``, 1 for the worst (0 when all of them score the same).
+Normalized regret on ``t`` is ``(best - score) / (best - worst)`` over the candidates allowed for ``t``:
+0 for the best of them, 1 for the worst (0 when all score the same).
 """
 
 from __future__ import annotations
@@ -25,69 +26,95 @@ from metafeatures.errors import ConfigError
 from metafeatures.evaluation import draw_batches
 from metafeatures.matchers import get_matcher
 from metafeatures.matchers.registry import matcher_class
-from portfolio.selection import PerformanceMatrix
+from portfolio.candidates import Candidate
+from portfolio.performance import PerformanceData
+from portfolio.policies import K_GRID, POLICIES, WEIGHTINGS, NeighborParams, check_policy, rank_candidates
 
 #: the baselines every evaluation reports, in report order
 BASELINES: tuple[str, ...] = ("oracle", "single_best", "random", "metafeatures_knn")
 DEFAULT_MATCHERS: tuple[str, ...] = ("kmeans", "mlp", "moments")
+DEFAULT_POLICIES: tuple[str, ...] = ("incumbent", "neighbors", "single_best", "reduced")
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (8, 64, 512)
-#: with two known datasets, holding one out leaves a single candidate: every method would trivially tie
+#: with two known datasets, holding one out leaves a single column of evidence: every method would trivially tie
 MIN_DATASETS = 3
 #: a method beats single_best on a dataset only when its expected score is higher by more than this
 BEAT_EPS = 1e-9
+#: novelty thresholds the build-time leave-one-out chooses from (ties: the highest, i.e. the fewest fallbacks)
+THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95, 0.99)
 
-Picks = dict[str, float]  # incumbent (named by its dataset) -> probability of being recommended
+Picks = dict[str, float]  # candidate id -> probability of being recommended
 Progress = Callable[[str], None]
+Ranking = list[tuple[int, float]]  # (column, matcher score), best first
 
 
-def check_lodo_matrix(matrix: PerformanceMatrix) -> None:
-    """Refuse a matrix LODO cannot use: rows must be the columns' incumbents, and at least MIN_DATASETS."""
-    if set(matrix.configs) != set(matrix.datasets):
-        raise ConfigError("performance_matrix", f"{len(matrix.configs)}x{len(matrix.datasets)}",
-                          "leave-one-dataset-out needs one incumbent row per known dataset (rows named by the "
-                          "datasets of the columns)")
-    if len(matrix.datasets) < MIN_DATASETS:
-        raise ConfigError("datasets", len(matrix.datasets),
-                          f"leave-one-dataset-out needs a portfolio of at least {MIN_DATASETS} known datasets "
-                          "(holding one out must leave a choice between two or more incumbents)")
+# ------------------------------------------------------------------------------------------ the problem
 
 
-def candidates(matrix: PerformanceMatrix, held_out: str) -> list[str]:
-    """Incumbents a method may recommend for ``held_out``: every other dataset's, in matrix order."""
-    return [c for c in matrix.configs if c != held_out]
+@dataclass(frozen=True)
+class Problem:
+    """What every method sees: scores at T, which row is whose incumbent, the reduced rows, the groups."""
+
+    scores: np.ndarray
+    configs: tuple[str, ...]
+    datasets: tuple[str, ...]
+    tuned_on: Mapping[int, int]  # row -> column of the dataset it was tuned on (its incumbent)
+    reduced_rows: tuple[int, ...] = ()
+    groups: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, data: PerformanceData, candidates: Sequence[Candidate] | None = None,
+              reduced: Sequence[str] = (), groups: Mapping[str, str] | None = None,
+              time_budget: float | None = None) -> Problem:
+        """From performance data and candidates (default: rows named by datasets are their incumbents)."""
+        m = data.matrix
+        if len(m.datasets) < MIN_DATASETS or len(m.configs) < 2:
+            raise ConfigError("datasets", len(m.datasets),
+                              f"leave-one-out needs at least {MIN_DATASETS} known datasets and 2 candidates")
+        scores, _ = data.scores_at(time_budget)
+        if candidates is None:
+            tuned = {i: m.datasets.index(c) for i, c in enumerate(m.configs) if c in m.datasets}
+        else:
+            tuned = {i: m.datasets.index(c.dataset) for i, c in enumerate(candidates)
+                     if c.source == "incumbent" and c.dataset in m.datasets}
+        return cls(scores=scores, configs=m.configs, datasets=m.datasets, tuned_on=tuned,
+                   reduced_rows=tuple(m.config_index(r) for r in reduced), groups=dict(groups or {}))
+
+    def hidden(self, target: int, grouped: bool) -> set[int]:
+        """Columns hidden when ``target`` is held out: itself, or its whole group."""
+        if not grouped:
+            return {target}
+        group = self.groups.get(self.datasets[target], self.datasets[target])
+        return {j for j, d in enumerate(self.datasets) if self.groups.get(d, d) == group}
+
+    def rows(self, hidden: set[int]) -> list[int]:
+        """Candidates allowed when ``hidden`` columns are unknown: not tuned on any of them."""
+        return [i for i in range(len(self.configs)) if self.tuned_on.get(i) not in hidden]
+
+    def columns(self, hidden: set[int]) -> list[int]:
+        """Known columns."""
+        return [j for j in range(len(self.datasets)) if j not in hidden]
+
+    def incumbents(self) -> dict[int, int]:
+        """Column -> row of its incumbent."""
+        return {col: row for row, col in self.tuned_on.items()}
+
+    def regret(self, score: float, target: int, rows: Sequence[int]) -> float:
+        """Normalized regret of ``score`` on ``target`` among ``rows``."""
+        column = self.scores[list(rows), target]
+        best, worst = float(column.max()), float(column.min())
+        return 0.0 if best - worst < 1e-12 else (best - score) / (best - worst)
+
+    def pick(self, policy: str, rows: Sequence[int], cols: Sequence[int], ranking: Ranking,
+             params: NeighborParams) -> int:
+        """The top row of ``policy`` (falling back to single_best when the policy has no candidate)."""
+        ranked = rank_candidates(policy, self.scores, rows, cols, ranking, params, self.incumbents(),
+                                 self.reduced_rows)
+        if not ranked:
+            ranked = rank_candidates("single_best", self.scores, rows, cols, ranking, params)
+        return ranked[0][0]
 
 
-def expected_score(picks: Mapping[str, float], matrix: PerformanceMatrix, dataset: str) -> float:
-    """Score on ``dataset`` of a (possibly random) pick: probability-weighted matrix scores (NaN = failed)."""
-    return float(sum(p * matrix.score(config, dataset) for config, p in picks.items()))
-
-
-def normalized_regret(score: float, matrix: PerformanceMatrix, held_out: str) -> float:
-    """``(oracle - score) / (oracle - worst)`` over the other incumbents' scores on ``held_out``."""
-    scores = [matrix.score(c, held_out) for c in candidates(matrix, held_out)]
-    best, worst = max(scores), min(scores)
-    return 0.0 if best - worst < 1e-12 else (best - score) / (best - worst)
-
-
-# ------------------------------------------------------------------------------------------ baselines
-
-
-def oracle_picks(matrix: PerformanceMatrix, held_out: str) -> Picks:
-    """The other incumbent that is best on ``held_out`` (knows the answer: a lower bound on regret)."""
-    return {max(candidates(matrix, held_out), key=lambda c: matrix.score(c, held_out)): 1.0}
-
-
-def single_best_picks(matrix: PerformanceMatrix, held_out: str) -> Picks:
-    """The other incumbent with the best mean score over the other datasets: a one-size-fits-all default."""
-    others = [d for d in matrix.datasets if d != held_out]
-    return {max(candidates(matrix, held_out),
-                key=lambda c: float(np.mean([matrix.score(c, d) for d in others]))): 1.0}
-
-
-def random_picks(matrix: PerformanceMatrix, held_out: str) -> Picks:
-    """Every other incumbent with equal probability."""
-    names = candidates(matrix, held_out)
-    return {c: 1.0 / len(names) for c in names}
+# ------------------------------------------------------------------------------------------ evidence
 
 
 def meta_features(summary: Mapping[str, Any]) -> np.ndarray:
@@ -98,36 +125,47 @@ def meta_features(summary: Mapping[str, Any]) -> np.ndarray:
                      math.log(max(resolution, 1.0)), float(summary["channels"])])
 
 
-def knn_picks(features: Mapping[str, np.ndarray], held_out: str, others: Sequence[str]) -> Picks:
-    """The other dataset nearest to ``held_out`` in meta-features standardised over the other datasets."""
-    train = np.stack([features[d] for d in others])
+def knn_column(features: Mapping[str, np.ndarray], datasets: Sequence[str], target: int, cols: Sequence[int]) -> int:
+    """The known column nearest to ``target`` in meta-features standardised over the known columns."""
+    train = np.stack([features[datasets[j]] for j in cols])
     std = train.std(axis=0)  # centring would not change distances, so only the scale matters
     std[std < 1e-12] = 1.0  # a constant feature carries no information: leave it unscaled
-    distances = np.linalg.norm((train - features[held_out]) / std, axis=1)
-    return {others[int(np.argmin(distances))]: 1.0}
+    distances = np.linalg.norm((train - features[datasets[target]]) / std, axis=1)
+    return list(cols)[int(np.argmin(distances))]
 
 
-# ------------------------------------------------------------------------------------------ matchers
+@dataclass
+class Evidence:
+    """Per held-out column: the matcher's ranking of every random batch, and each batch's nearest distance."""
+
+    rankings: dict[int, list[Ranking]] = field(default_factory=dict)
+    nearest: dict[int, list[float]] = field(default_factory=dict)
 
 
-def matcher_picks(name: str, params: Mapping[str, Any], fingerprints: Mapping[str, np.ndarray], held_out: str,
-                  batch_sizes: Sequence[int], n_batches: int, seed: int) -> dict[int, Picks]:
-    """Refit matcher ``name`` on the other datasets' fingerprints; per batch size, how often each other
-    dataset is the best match of a random batch of ``held_out``'s fingerprints."""
-    others = [d for d in fingerprints if d != held_out]
-    x = np.concatenate([fingerprints[d] for d in others])
-    y = np.concatenate([np.repeat(d, len(fingerprints[d])) for d in others])
-    matcher = get_matcher(name, **params).fit(x, y)
-    out: dict[int, Picks] = {}
-    for size in batch_sizes:
-        rng = np.random.default_rng([seed, size, sorted(fingerprints).index(held_out)])
-        batches, _ = draw_batches(fingerprints[held_out], size, n_batches, rng)
-        counts = Counter(matcher.predict(batch) for batch in batches)
-        out[size] = {match: count / n_batches for match, count in counts.most_common()}
+def collect_evidence(problem: Problem, fingerprints: Mapping[str, np.ndarray], matcher: str,
+                     params: Mapping[str, Any], batch_sizes: Sequence[int], n_batches: int, seed: int,
+                     grouped: bool, on_progress: Progress | None = None) -> dict[int, Evidence]:
+    """Refit ``matcher`` without each held-out column's hidden set; rank random batches of it, per batch size."""
+    names = list(problem.datasets)
+    out: dict[int, Evidence] = {b: Evidence() for b in batch_sizes}
+    for target, name in enumerate(names):
+        hidden = problem.hidden(target, grouped)
+        known = problem.columns(hidden)
+        if on_progress is not None:
+            on_progress(f"{matcher} without {name}" + (f" and {len(hidden) - 1} sibling(s)" if len(hidden) > 1 else ""))
+        x = np.concatenate([fingerprints[names[j]] for j in known])
+        y = np.concatenate([np.repeat(names[j], len(fingerprints[names[j]])) for j in known])
+        fitted = get_matcher(matcher, **params).fit(x, y)
+        index = {names[j]: j for j in known}
+        for size in batch_sizes:
+            rng = np.random.default_rng([seed, size, target])
+            batches, _ = draw_batches(fingerprints[name], size, n_batches, rng)
+            out[size].rankings[target] = [[(index[d], s) for d, s in fitted.rank(b)] for b in batches]
+            out[size].nearest[target] = [float(fitted.distance(b).min()) for b in batches]
     return out
 
 
-# ------------------------------------------------------------------------------------------ the whole evaluation
+# ------------------------------------------------------------------------------------------ results
 
 
 @dataclass
@@ -143,14 +181,24 @@ class MethodResult:
         """Mean normalized regret over the held-out datasets."""
         return float(np.mean(list(self.regrets.values())))
 
+    def record(self, problem: Problem, target: int, rows: Sequence[int], picked: Sequence[int]) -> None:
+        """Store the rows picked for ``target`` (one per batch) with their expected score and regret."""
+        name = problem.datasets[target]
+        counts = Counter(problem.configs[r] for r in picked)
+        self.picks[name] = {c: n / len(picked) for c, n in counts.most_common()}
+        score = float(np.mean([problem.scores[r, target] for r in picked]))
+        self.scores[name] = score
+        self.regrets[name] = problem.regret(score, target, rows)
+
 
 @dataclass
 class RecommenderEval:
-    """Every method's LODO result; ``beats_single_best`` compares expected scores per dataset."""
+    """Every method's leave-one-out result; ``beats_single_best`` compares expected scores per dataset."""
 
     datasets: list[str]
     methods: dict[str, MethodResult]
     settings: dict[str, Any]
+    novelty: dict[str, Any] = field(default_factory=dict)
 
     def beats_single_best(self, method: str) -> float:
         """Fraction of held-out datasets where ``method`` scores higher than single_best."""
@@ -167,41 +215,88 @@ class RecommenderEval:
                           "per_dataset_score": {d: round(r.scores[d], 4) for d in self.datasets},
                           "picks": {d: {c: round(p, 4) for c, p in r.picks[d].items()} for d in self.datasets}}
                    for name, r in self.methods.items()}
-        return {"methods": methods, "datasets": self.datasets, "settings": self.settings}
+        return {"methods": methods, "datasets": self.datasets, "settings": self.settings,
+                "grouped": bool(self.settings.get("grouped")), "novelty": self.novelty}
 
     def table(self) -> str:
         """Plain-text summary: one row per method with mean regret, mean score and beats-single_best."""
-        head = f"{'method':<18}{'mean regret':>12}{'mean score':>12}{'beats single_best':>19}"
-        rows = [f"{name:<18}{r.mean_regret:>12.3f}{np.mean(list(r.scores.values())):>12.3f}"
+        width = max(18, *(len(n) + 2 for n in self.methods))
+        head = f"{'method':<{width}}{'mean regret':>12}{'mean score':>12}{'beats single_best':>19}"
+        rows = [f"{name:<{width}}{r.mean_regret:>12.3f}{np.mean(list(r.scores.values())):>12.3f}"
                 f"{self.beats_single_best(name):>19.2f}" for name, r in self.methods.items()]
         return "\n".join([head, "-" * len(head), *rows])
 
     def per_dataset_table(self) -> str:
         """Plain-text regrets: methods as rows, held-out datasets as columns."""
         width = max(10, *(len(d) + 2 for d in self.datasets))
-        head = f"{'method':<18}" + "".join(f"{d:>{width}}" for d in self.datasets)
-        rows = [f"{name:<18}" + "".join(f"{r.regrets[d]:>{width}.3f}" for d in self.datasets)
+        first = max(18, *(len(n) + 2 for n in self.methods))
+        head = f"{'method':<{first}}" + "".join(f"{d:>{width}}" for d in self.datasets)
+        rows = [f"{name:<{first}}" + "".join(f"{r.regrets[d]:>{width}.3f}" for d in self.datasets)
                 for name, r in self.methods.items()]
         return "\n".join([head, "-" * len(head), *rows])
 
 
-def _record(result: MethodResult, picks: Picks, matrix: PerformanceMatrix, held_out: str) -> None:
-    """Store one held-out dataset's picks with their expected score and regret."""
-    score = expected_score(picks, matrix, held_out)
-    result.picks[held_out] = picks
-    result.scores[held_out] = score
-    result.regrets[held_out] = normalized_regret(score, matrix, held_out)
+# ------------------------------------------------------------------------------------------ scoring
 
 
-def evaluate_recommender(matrix: PerformanceMatrix, summaries: Mapping[str, Mapping[str, Any]],
+def policy_picks(problem: Problem, policy: str, params: NeighborParams, target: int, rows: Sequence[int],
+                 cols: Sequence[int], rankings: Sequence[Ranking]) -> list[int]:
+    """The row ``policy`` picks for each batch's ranking of ``target``."""
+    return [problem.pick(policy, rows, cols, ranking, params) for ranking in rankings]
+
+
+def mean_policy_regret(problem: Problem, evidence: Evidence, policy: str, params: NeighborParams, grouped: bool,
+                       targets: Sequence[int] | None = None) -> float:
+    """Mean normalized regret of ``policy`` with ``params`` over ``targets`` (default: every column)."""
+    regrets = []
+    for target in targets if targets is not None else sorted(evidence.rankings):
+        hidden = problem.hidden(target, grouped)
+        rows, cols = problem.rows(hidden), problem.columns(hidden)
+        picked = policy_picks(problem, policy, params, target, rows, cols, evidence.rankings[target])
+        regrets.append(problem.regret(float(np.mean([problem.scores[r, target] for r in picked])), target, rows))
+    return float(np.mean(regrets))
+
+
+def param_grid(n_known: int) -> list[NeighborParams]:
+    """Every (k, weighting) the inner leave-one-out tries (k capped at the number of known datasets)."""
+    ks = sorted({min(k, n_known) for k in K_GRID})
+    return [NeighborParams(k=k, weighting=w) for w in WEIGHTINGS for k in ks]
+
+
+def choose_params(problem: Problem, evidence: Evidence, grouped: bool,
+                  targets: Sequence[int] | None = None) -> tuple[NeighborParams, float]:
+    """The (k, weighting) with the least mean regret of the neighbors policy over ``targets`` (ties: grid order)."""
+    n_known = len(problem.datasets) - 1
+    scored = [(mean_policy_regret(problem, evidence, "neighbors", p, grouped, targets), i, p)
+              for i, p in enumerate(param_grid(n_known))]
+    regret, _, params = min(scored, key=lambda t: (t[0], t[1]))
+    return params, regret
+
+
+def novelty_of(reference: Sequence[float], distance: float) -> float:
+    """Share of ``reference`` distances below ``distance`` (the conformal novelty of :mod:`portfolio.novelty`)."""
+    ref = np.sort(np.asarray(reference))
+    return float(np.searchsorted(ref, distance, side="left") / len(ref)) if len(ref) else 0.0
+
+
+def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[str, Any]],
                          fingerprints: Mapping[str, np.ndarray] | None = None,
                          matchers: Sequence[str] = DEFAULT_MATCHERS,
                          params: Mapping[str, Mapping[str, Any]] | None = None,
                          batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_batches: int = 20, seed: int = 0,
+                         policies: Sequence[str] = DEFAULT_POLICIES, candidates: Sequence[Candidate] | None = None,
+                         reduced: Sequence[str] = (), groups: Mapping[str, str] | None = None, grouped: bool = False,
+                         time_budget: float | None = None, novelty_threshold: float | None = None,
                          on_progress: Progress | None = None) -> RecommenderEval:
-    """Hold out every known dataset in turn and score the baselines and each matcher at each batch size."""
-    check_lodo_matrix(matrix)
-    datasets = list(matrix.datasets)
+    """Hold out every known dataset (or its group) in turn; score the baselines and each policy × matcher × batch.
+
+    The ``neighbors`` policy's k and weighting are chosen, for each held-out dataset, by the same
+    leave-one-out on the *other* datasets only (nested), so its numbers are not tuned on the answer.
+    """
+    for p in policies:
+        check_policy(p)
+    problem = Problem.build(data, candidates, reduced, groups, time_budget)
+    datasets = list(problem.datasets)
     missing = sorted(set(datasets) - set(summaries))
     if missing:
         raise ConfigError("summaries", missing, "every known dataset needs a summary (for its meta-features)")
@@ -214,24 +309,89 @@ def evaluate_recommender(matrix: PerformanceMatrix, summaries: Mapping[str, Mapp
         if n_batches < 1 or not batch_sizes or min(batch_sizes) < 1:
             raise ConfigError("batches", (n_batches, list(batch_sizes)), "need n_batches >= 1 and batch sizes >= 1")
     methods: dict[str, MethodResult] = {name: MethodResult() for name in BASELINES}
-    methods.update({f"{m}@{b}": MethodResult() for m in matchers for b in batch_sizes})
     features = {d: meta_features(summaries[d]) for d in datasets}
-    fps = {d: fingerprints[d] for d in datasets} if matchers and fingerprints is not None else {}
-    for held_out in datasets:
-        others = candidates(matrix, held_out)
-        _record(methods["oracle"], oracle_picks(matrix, held_out), matrix, held_out)
-        _record(methods["single_best"], single_best_picks(matrix, held_out), matrix, held_out)
-        _record(methods["random"], random_picks(matrix, held_out), matrix, held_out)
-        _record(methods["metafeatures_knn"], knn_picks(features, held_out, others), matrix, held_out)
-        for name in matchers:
-            if on_progress is not None:
-                on_progress(f"{name} without {held_out}")
-            per_size = matcher_picks(name, (params or {}).get(name, {}), fps, held_out, batch_sizes, n_batches, seed)
-            for size, picks in per_size.items():
-                _record(methods[f"{name}@{size}"], picks, matrix, held_out)
+    flat = NeighborParams(k=1, weighting="uniform")
+    for target in range(len(datasets)):
+        hidden = problem.hidden(target, grouped)
+        rows, cols = problem.rows(hidden), problem.columns(hidden)
+        column = problem.scores[rows, target]
+        methods["oracle"].record(problem, target, rows, [rows[int(np.argmax(column))]])
+        methods["single_best"].record(problem, target, rows, [problem.pick("single_best", rows, cols, [], flat)])
+        methods["random"].record(problem, target, rows, rows)
+        knn = knn_column(features, datasets, target, cols)
+        methods["metafeatures_knn"].record(problem, target, rows, [problem.pick("neighbors", rows, cols,
+                                                                                [(knn, 1.0)], flat)])
+    chosen: dict[str, dict[str, Any]] = {}
+    novelty: dict[str, Any] = {}
+    for name in matchers:
+        evidence = collect_evidence(problem, fingerprints or {}, name, (params or {}).get(name, {}), batch_sizes,
+                                    n_batches, seed, grouped, on_progress)
+        for size in batch_sizes:
+            ev = evidence[size]
+            nested = {}  # per held-out dataset: k and weighting chosen on the other datasets only
+            for target in range(len(datasets)):
+                others = [t for t in range(len(datasets)) if t not in problem.hidden(target, grouped)]
+                nested[target] = choose_params(problem, ev, grouped, others)[0]
+                chosen.setdefault(f"{name}@{size}", {})[datasets[target]] = nested[target].to_dict()
+            for policy in policies:
+                if policy == "single_best":
+                    continue  # a baseline: it does not look at the matcher
+                result = methods.setdefault(f"{policy}/{name}@{size}", MethodResult())
+                for target in range(len(datasets)):
+                    hidden = problem.hidden(target, grouped)
+                    rows, cols = problem.rows(hidden), problem.columns(hidden)
+                    nb = nested[target] if policy in ("neighbors", "reduced") else flat
+                    result.record(problem, target, rows, policy_picks(problem, policy, nb, target, rows, cols,
+                                                                       ev.rankings[target]))
+            if novelty_threshold is not None and "neighbors" in policies:
+                _fallback_method(methods, problem, ev, name, size, grouped, novelty_threshold, chosen)
+        novelty[name] = novelty_report(problem, evidence, grouped)
     settings = {"matchers": list(matchers), "batch_sizes": list(batch_sizes), "n_batches": n_batches, "seed": seed,
-                "params": {m: dict((params or {}).get(m, {})) for m in matchers}}
-    return RecommenderEval(datasets=datasets, methods=methods, settings=settings)
+                "params": {m: dict((params or {}).get(m, {})) for m in matchers}, "policies": list(policies),
+                "grouped": grouped, "time_budget": time_budget if time_budget is not None else data.time_budget,
+                "novelty_threshold": novelty_threshold, "neighbor_params": chosen}
+    return RecommenderEval(datasets=datasets, methods=methods, settings=settings, novelty=novelty)
+
+
+def reference_distances(evidence: Evidence, exclude: set[int]) -> list[float]:
+    """Nearest distances of every held-out batch except those of ``exclude``d columns."""
+    return [d for t, ds in evidence.nearest.items() if t not in exclude for d in ds]
+
+
+def _fallback_method(methods: dict[str, MethodResult], problem: Problem, ev: Evidence, name: str, size: int,
+                     grouped: bool, threshold: float, chosen: dict[str, dict[str, Any]]) -> None:
+    """``neighbors+fallback``: single_best whenever a batch's novelty is above ``threshold``."""
+    result = methods.setdefault(f"neighbors+fallback/{name}@{size}", MethodResult())
+    flat = NeighborParams(k=1, weighting="uniform")
+    for target in range(len(problem.datasets)):
+        hidden = problem.hidden(target, grouped)
+        rows, cols = problem.rows(hidden), problem.columns(hidden)
+        p = NeighborParams(**chosen[f"{name}@{size}"][problem.datasets[target]])
+        ref = reference_distances(ev, hidden)
+        picked = [problem.pick("single_best" if novelty_of(ref, d) > threshold else "neighbors", rows, cols,
+                               ranking, p if novelty_of(ref, d) <= threshold else flat)
+                  for ranking, d in zip(ev.rankings[target], ev.nearest[target], strict=True)]
+        result.record(problem, target, rows, picked)
+
+
+def novelty_report(problem: Problem, evidence: dict[int, Evidence], grouped: bool) -> dict[str, Any]:
+    """Mean novelty of held-out batches per batch size; with groups, the AUROC of novelty for datasets whose
+    whole group is unknown against the same datasets with their siblings known (needs a grouped run)."""
+    out: dict[str, Any] = {}
+    for size, ev in evidence.items():
+        means = {problem.datasets[t]: float(np.mean([novelty_of(reference_distances(ev, problem.hidden(t, grouped)), d)
+                                                    for d in ds])) for t, ds in ev.nearest.items()}
+        out[str(size)] = {"mean_novelty": round(float(np.mean(list(means.values()))), 4),
+                          "per_dataset": {k: round(v, 4) for k, v in means.items()}}
+    return out
+
+
+def novelty_auroc(novel: Sequence[float], known: Sequence[float]) -> float | None:
+    """P(a novel score > a known score) + ½ P(tie): the AUROC of novelty as a detector (None if a side is empty)."""
+    if not novel or not known:
+        return None
+    a, b = np.asarray(novel)[:, None], np.asarray(known)[None, :]
+    return float((a > b).mean() + 0.5 * (a == b).mean())
 
 
 def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
@@ -239,17 +399,22 @@ def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
     from metafeatures.figures import new_axes, save_figure
 
     names = list(result.methods)
-    fig, ax = new_axes(title or f"leave-one-dataset-out over {len(result.datasets)} datasets",
+    fig, ax = new_axes(title or f"leave-one-out over {len(result.datasets)} datasets",
                        "method", "normalized regret (0 = oracle, 1 = worst)")
-    fig.set_size_inches(max(6.0, 0.45 * len(names) + 1.5), 4.5)
+    fig.set_size_inches(max(6.0, 0.32 * len(names) + 1.5), 4.8)
     colours = ["tab:gray" if n in BASELINES else "tab:blue" for n in names]
     ax.bar(range(len(names)), [result.methods[n].mean_regret for n in names], color=colours, alpha=0.6)
     markers = "ovs^Dp*hX"
-    for k, dataset in enumerate(result.datasets):
-        offsets = np.linspace(-0.25, 0.25, len(result.datasets))[k]
+    for k, dataset in enumerate(result.datasets[:9]):
+        offsets = np.linspace(-0.25, 0.25, min(len(result.datasets), 9))[k]
         ax.scatter([i + offsets for i in range(len(names))], [result.methods[n].regrets[dataset] for n in names],
-                   s=12, marker=markers[k % len(markers)], label=dataset, zorder=3)
-    ax.set_xticks(range(len(names)), labels=names, rotation=60, ha="right", fontsize=7)
+                   s=10, marker=markers[k % len(markers)], label=dataset, zorder=3)
+    ax.set_xticks(range(len(names)), labels=names, rotation=70, ha="right", fontsize=6)
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="held out", title_fontsize=6)
     return save_figure(fig, path)
+
+
+__all__ = ["BASELINES", "DEFAULT_POLICIES", "POLICIES", "THRESHOLD_GRID", "Evidence", "MethodResult", "Problem",
+           "RecommenderEval", "choose_params", "collect_evidence", "evaluate_recommender", "mean_policy_regret",
+           "meta_features", "novelty_auroc", "plot_regret"]

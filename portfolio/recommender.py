@@ -1,34 +1,99 @@
-"""Recommend a fine-tuning configuration for a new dataset from a batch of its fingerprints (seed 001 §6).
+"""Recommend fine-tuning configurations for a new dataset: the one entry point behind REST, CLI, Python and eval.
 
-The portfolio's matcher ranks the known datasets by how much the batch resembles them; the incumbent
-configuration of the best-ranked dataset is recommended. With ``reduced=True`` only the reduced
-portfolio's configurations may be recommended: the one that scored best (performance matrix) on the
-best-ranked dataset.
+A batch of the dataset's fingerprints goes to the portfolio's matcher, which ranks the known datasets
+(``rank``) and measures how far the batch is from each (``distance``, for novelty). A selection policy
+(:mod:`portfolio.policies`) then ranks every candidate configuration by its predicted score (ALC at the
+user's time budget, from the stored learning curves), after dropping candidates that break the user's
+limits (parameters, FLOPs, latency). When the batch looks like nothing known (novelty above the
+portfolio's threshold) the robust choice, the single best candidate, is served instead and the answer
+says so. :func:`recommend_dataset` adds the fingerprinting in front: load → fingerprint → recommend.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from metafeatures.errors import ConfigError
+from metafeatures.errors import ConfigError, MetarecError
 from portfolio.artifact import LoadedPortfolio
+from portfolio.candidates import Candidate, Cost
+from portfolio.policies import POLICIES, check_policy, rank_candidates
+
+if TYPE_CHECKING:
+    from metafeatures.datasets import Dataset
+    from metafeatures.fingerprint import Fingerprinter
+
+#: the longest time budget a request may ask for (a week): anything longer is a mistake, not a plan
+MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
+PolicyName = Literal["incumbent", "neighbors", "single_best", "reduced"]
+
+
+class NoCandidateError(MetarecError):
+    """Every candidate breaks the request's limits; names the cheapest candidate's cost (REST: 422)."""
+
+    def __init__(self, message: str, cheapest: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.cheapest = cheapest
+
+
+class SelectionRequest(BaseModel):
+    """What the user asks for beyond the dataset: policy, time budget, limits and how many candidates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: PolicyName | None = Field(default=None, description="default: the portfolio's calibrated policy")
+    time_budget_s: Annotated[float, Field(gt=0, le=MAX_TIME_BUDGET_S, allow_inf_nan=False)] | None = Field(
+        default=None, description="rank by ALC at this T (seconds); default: the portfolio's own T")
+    max_params: Annotated[int, Field(ge=1, le=10**12)] | None = None
+    max_flops: Annotated[int, Field(ge=1, le=10**16)] | None = None
+    max_latency_ms: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    reduced: bool = Field(default=False, description="legacy switch: the same as policy=reduced")
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by name."""
+        return {k: v for k in ("max_params", "max_flops", "max_latency_ms") if (v := getattr(self, k)) is not None}
 
 
 class Neighbor(BaseModel):
-    """A known dataset and the matcher's score for it (scores of all known datasets sum to 1)."""
+    """A known dataset, the matcher's score for it (scores sum to 1) and the absolute distance to it."""
 
     model_config = ConfigDict(frozen=True)
 
     dataset: str
     score: Annotated[float, Field(ge=0.0, le=1.0)]
+    distance: float | None = None
+
+
+class RankedCandidate(BaseModel):
+    """One candidate of the answer: its configuration, predicted ALC at the budget, origin and cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    configuration: dict[str, Any]
+    predicted_score: float
+    source: str
+    dataset: str | None = None
+    cost: Cost | None = None
+    extrapolated: bool = Field(description="the budget is longer than the runs the prediction is based on; "
+                                           "their last score is held")
+
+
+class Fallback(BaseModel):
+    """Whether the robust choice replaced the policy's answer, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    used: bool
+    reason: str = ""
 
 
 class Recommendation(BaseModel):
-    """A recommended configuration with the evidence behind it and the portfolio it came from."""
+    """The recommended configuration (the top candidate) with the evidence and the alternatives."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -40,10 +105,30 @@ class Recommendation(BaseModel):
     matcher: str
     fingerprint_spec: dict[str, Any]
     restricted_to_reduced: bool
+    policy: str
+    time_budget_s: float
+    time_budget_requested: bool = Field(default=False, description="the request named time_budget_s (else the "
+                                                                    "portfolio's own T is used)")
+    candidates: list[RankedCandidate]
+    novelty: float | None = Field(description="0 = like a known dataset, 1 = further from every known dataset "
+                                              "than any known dataset was from the others; None: uncalibrated")
+    nearest_distance: float
+    fallback: Fallback
+    limits: dict[str, float] = {}
+
+
+def parse_request(fields: dict[str, Any]) -> SelectionRequest:
+    """A SelectionRequest from keyword fields; ConfigError naming the first bad field."""
+    try:
+        return SelectionRequest.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        raise ConfigError(loc, err.get("input"), err.get("msg", "invalid value")) from None
 
 
 class Recommender:
-    """Turns a batch of fingerprints into a configuration using one matcher of a loaded portfolio."""
+    """Turns a batch of fingerprints into ranked configurations using one matcher of a loaded portfolio."""
 
     def __init__(self, loaded_portfolio: LoadedPortfolio, matcher: str = "mlp") -> None:
         available = sorted(loaded_portfolio.matchers)
@@ -79,30 +164,115 @@ class Recommender:
             raise ValueError("features contain NaN or infinite values")
         return batch
 
-    def best_reduced_member(self, dataset: str) -> str:
-        """Among the reduced portfolio, the config scoring best on ``dataset`` (ties: reduced-portfolio order)."""
-        matrix = self.portfolio.matrix
-        best, best_score = "", -math.inf
-        for member in self.portfolio.portfolio.reduced_portfolio:
-            score = matrix.score(member, dataset)
-            if score > best_score:
-                best, best_score = member, score
-        return best
+    def allowed_rows(self, request: SelectionRequest) -> list[int]:
+        """Rows of the candidates within the request's limits; NoCandidateError naming the cheapest if none."""
+        limits = request.limits()
+        cands = self.portfolio.candidates
+        if not limits:
+            return list(range(len(cands)))
+        costed = [(i, c.cost) for i, c in enumerate(cands) if c.cost is not None]
+        if not costed:
+            raise ConfigError("limits", limits, f"portfolio {self.portfolio.version} records no candidate costs, "
+                                                "so limits cannot be checked")
+        keys = {"max_params": "params", "max_flops": "flops", "max_latency_ms": "latency_ms"}
+        rows = [i for i, cost in costed if all(getattr(cost, keys[k]) <= v for k, v in limits.items())]
+        if rows:
+            return rows
+        cheapest_i, cheapest = min(costed, key=lambda ic: tuple(getattr(ic[1], keys[k]) / v
+                                                                for k, v in limits.items()))
+        info = {"candidate": cands[cheapest_i].id, **cheapest.model_dump(mode="json")}
+        raise NoCandidateError(f"no candidate meets the limits {limits}; the cheapest is {cands[cheapest_i].id!r} "
+                               f"with {cheapest.params} parameters, {cheapest.flops} FLOPs, "
+                               f"{cheapest.latency_ms} ms per image on {cheapest.device}", info)
 
-    def recommend(self, features: np.ndarray, top_k: int = 5, reduced: bool = False) -> Recommendation:
-        """Rank known datasets for the batch and return the best match's (or best reduced member's) configuration."""
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
-        ranking = self.matcher.rank(self._batch(features))
-        best_match = ranking[0][0]
-        source = self.best_reduced_member(best_match) if reduced else best_match
+    def recommend(self, features: np.ndarray, request: SelectionRequest | None = None,
+                  **fields: Any) -> Recommendation:
+        """Rank the candidates for the batch under ``request`` (or the same fields as keywords)."""
+        if request is None:
+            request = parse_request(fields)
+        elif fields:
+            raise TypeError("give either a SelectionRequest or keyword fields, not both")
+        batch = self._batch(features)
+        p = self.portfolio
+        matrix = p.matrix
+        settings = p.selection
+        ranking = self.matcher.rank(batch)
+        distances = dict(zip([str(c) for c in self.matcher.classes_], self.matcher.distance(batch).tolist(),
+                             strict=True))
+        nearest = float(min(distances.values()))
+        novelty = settings.novelty.novelty(nearest, len(batch)) if settings.novelty is not None else None
+        policy = check_policy(request.policy or ("reduced" if request.reduced else settings.default_policy))
+        try:
+            scores, extrapolated = p.performance.scores_at(request.time_budget_s)
+        except ValueError as exc:
+            raise ConfigError("time_budget_s", request.time_budget_s, str(exc)) from None
+        rows = self.allowed_rows(request)
+        columns = list(range(len(matrix.datasets)))
+        col_ranking = [(matrix.dataset_index(name), score) for name, score in ranking]
+        incumbents = {matrix.dataset_index(c.dataset): i for i, c in enumerate(p.candidates)
+                      if c.source == "incumbent" and c.dataset in matrix.datasets}
+        reduced = [matrix.config_index(m) for m in p.portfolio.reduced_portfolio]
+        params = settings.params_for(self.matcher_name, len(columns))
+        fallback = Fallback(used=False)
+        used = policy
+        if novelty is not None and settings.novelty is not None and settings.novelty.is_novel(novelty) \
+                and policy != "single_best":
+            used = "single_best"
+            fallback = Fallback(used=True, reason=f"novelty {novelty:.2f} is above the portfolio's threshold "
+                                f"{settings.novelty.threshold:.2f}: no known dataset is similar enough, so the "
+                                "single best candidate over all known datasets is served")
+        ranked = rank_candidates(used, scores, rows, columns, col_ranking, params, incumbents, reduced)
+        if not ranked:  # e.g. `incumbent` when every neighbour's incumbent breaks a limit
+            ranked = rank_candidates("single_best", scores, rows, columns, col_ranking, params)
+            fallback = Fallback(used=True, reason=f"the {policy} policy has no candidate here (no neighbour's "
+                                                  "incumbent is among the candidates within the limits); the "
+                                                  "single best candidate is served")
+        return self._answer(request, ranking, distances, nearest, novelty, policy, fallback, ranked,
+                            extrapolated, scores)
+
+    def _answer(self, request: SelectionRequest, ranking: list[tuple[str, float]], distances: dict[str, float],
+                nearest: float, novelty: float | None, policy: str, fallback: Fallback,
+                ranked: list[tuple[int, float]], extrapolated: np.ndarray, scores: np.ndarray) -> Recommendation:
+        """Assemble the response from the ranked rows."""
+        p = self.portfolio
+        cands: list[Candidate] = p.candidates
+        out = []
+        for row, predicted in ranked[: request.top_k]:
+            c = cands[row]
+            out.append(RankedCandidate(id=c.id, configuration=c.configuration, predicted_score=round(predicted, 6),
+                                       source=c.source, dataset=c.dataset, cost=c.cost,
+                                       extrapolated=bool(extrapolated[row].any())))
+        top = out[0]
+        budget = request.time_budget_s if request.time_budget_s is not None else p.performance.time_budget
+        neighbors = [Neighbor(dataset=name, score=min(max(score, 0.0), 1.0), distance=round(distances[name], 6))
+                     for name, score in ranking[: request.top_k]]
         return Recommendation(
-            configuration=self.portfolio.configuration(source).to_dict(),
-            neighbors=[Neighbor(dataset=name, score=min(max(score, 0.0), 1.0)) for name, score in ranking[:top_k]],
-            best_match=best_match,
-            incumbent_of=source,
-            portfolio_version=self.portfolio.version,
-            matcher=self.matcher_name,
-            fingerprint_spec=self.portfolio.fingerprint_spec.to_dict(),
-            restricted_to_reduced=bool(reduced),
-        )
+            configuration=top.configuration, neighbors=neighbors, best_match=ranking[0][0],
+            incumbent_of=top.dataset or top.id, portfolio_version=p.version, matcher=self.matcher_name,
+            fingerprint_spec=p.fingerprint_spec.to_dict(), restricted_to_reduced=policy == "reduced",
+            policy=policy, time_budget_s=float(budget), time_budget_requested=request.time_budget_s is not None,
+            candidates=out,
+            novelty=None if novelty is None else round(novelty, 4),
+            nearest_distance=round(nearest, 6) if math.isfinite(nearest) else nearest,
+            fallback=fallback, limits=request.limits())
+
+
+def recommend_dataset(recommender: Recommender, fingerprinter: Fingerprinter, dataset: Dataset,
+                      request: SelectionRequest, *, n_samples: int = 64, seed: int = 0, use_cache: bool = True,
+                      progress: bool = False, content_hash: str | None = None,
+                      embed: Any = None) -> tuple[Recommendation, int]:
+    """Fingerprint ``dataset`` under the portfolio's spec and recommend: (recommendation, n_fingerprints).
+
+    The REST route passes its batcher's ``embed`` (one inference thread for all requests); the CLI, the
+    Python API and the evaluation harness use the fingerprinter's own forward pass.
+    """
+    from metafeatures.summary import content_hash as hash_of
+
+    fp = fingerprinter.fingerprint(dataset, content_hash or hash_of(dataset), n_samples=n_samples, seed=seed,
+                                   use_cache=use_cache, progress=progress,
+                                   **({"embed": embed} if embed is not None else {}))
+    return recommender.recommend(fp.features, request), len(fp.features)
+
+
+__all__ = ["POLICIES", "Fallback", "Neighbor", "NoCandidateError", "RankedCandidate", "Recommendation",
+           "Recommender", "SelectionRequest", "parse_request", "recommend_dataset"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metafeatures.summary import DatasetSummary
-from portfolio.recommender import Neighbor
+from portfolio.recommender import MAX_TIME_BUDGET_S, PolicyName, Recommendation
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -44,27 +44,34 @@ class DatasetList(BaseModel):
 
 
 class RecommendationRequest(_In):
-    """Recommend for a registered dataset."""
+    """Recommend for a registered dataset, for the user's time budget and limits."""
 
     dataset_id: str = Field(min_length=1, max_length=64)
     matcher: str | None = Field(default=None, max_length=40, description="default: the service's default matcher")
-    top_k: int = Field(default=5, ge=1, le=1000)
-    reduced: bool = Field(default=False, description="recommend only from the reduced portfolio")
+    policy: PolicyName | None = Field(default=None, description="selection policy; default: the portfolio's "
+                                                                "calibrated one")
+    time_budget_s: float | None = Field(default=None, gt=0, le=MAX_TIME_BUDGET_S, allow_inf_nan=False,
+                                        description="rank candidates by ALC at this T (s); a job launched from "
+                                                    "the recommendation runs this long by default")
+    max_params: int | None = Field(default=None, ge=1, le=10**12, description="drop bigger candidates")
+    max_flops: int | None = Field(default=None, ge=1, le=10**16, description="drop candidates with more FLOPs/image")
+    max_latency_ms: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False,
+                                         description="drop slower candidates (ms per image on the device the "
+                                                     "portfolio's costs were measured on; see candidates[].cost)")
+    top_k: int = Field(default=5, ge=1, le=100)
+    reduced: bool = Field(default=False, description="legacy: the same as policy=reduced")
+
+    def selection(self) -> dict[str, Any]:
+        """The fields the selection layer takes (portfolio.recommender.SelectionRequest)."""
+        return self.model_dump(exclude={"dataset_id", "matcher"})
 
 
-class RecommendationOut(BaseModel):
-    """The recommended configuration and why: the known datasets the new one resembles, with scores."""
+class RecommendationOut(Recommendation):
+    """The recommended configuration (the top candidate) and why: the known datasets the new one resembles, the
+    ranked candidates with predicted ALC and cost, how novel the dataset looks, and whether the fallback was used."""
 
     id: str
     dataset_id: str | None
-    configuration: dict[str, Any]
-    neighbors: list[Neighbor]
-    best_match: str
-    incumbent_of: str
-    restricted_to_reduced: bool
-    portfolio_version: str
-    matcher: str
-    fingerprint_spec: dict[str, Any]
     n_images: int
     elapsed_ms: float
 
@@ -75,7 +82,9 @@ class JobCreate(_In):
     dataset_id: str = Field(min_length=1, max_length=64)
     recommendation_id: str | None = Field(default=None, min_length=1, max_length=64)
     configuration: dict[str, Any] | None = None
-    budget_s: float = Field(gt=0, description="wall-clock budget of the run in seconds")
+    budget_s: float | None = Field(default=None, gt=0, le=MAX_TIME_BUDGET_S, allow_inf_nan=False,
+                                   description="wall-clock budget of the run in seconds; default: the "
+                                               "recommendation's time_budget_s when its request named one")
 
     @model_validator(mode="after")
     def _one_source(self) -> JobCreate:

@@ -253,7 +253,7 @@ def test_saved_file_is_pickle_free_npz_with_meta(fitted, tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(str(npz["__meta__"]))
         assert all(npz[k].dtype != object for k in npz.files)
-    assert meta["format_version"] == MATCHER_FORMAT_VERSION == 1
+    assert meta["format_version"] == MATCHER_FORMAT_VERSION == 2
     assert meta["matcher"] == "moments"
     assert meta["classes_"] == NAMES and meta["n_features_in_"] == DIM
     assert meta["fingerprint_spec"] == SPEC
@@ -285,7 +285,8 @@ def _rewrite(src, dst, edit_meta=None, drop_array=None) -> None:
 def test_tampered_or_broken_files_raise_artifact_error(fitted, tmp_path):
     good = save_matcher(fitted["mlp"], tmp_path / "good.npz", SPEC)
     cases = {
-        "version.npz": dict(edit_meta=lambda m: m.update(format_version=2)),
+        "version.npz": dict(edit_meta=lambda m: m.update(format_version=1)),
+        "nocentroids.npz": dict(drop_array="centroids"),
         "nokey.npz": dict(edit_meta=lambda m: m.pop("classes_")),
         "noname.npz": dict(edit_meta=lambda m: m.update(matcher="nonexistent")),
         "noarray.npz": dict(drop_array="net.0.weight"),

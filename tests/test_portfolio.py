@@ -212,7 +212,7 @@ def test_save_refuses_overwrite_and_inconsistent_input(built, saved: Path):
 
 def test_refuses_wrong_format_version(saved: Path):
     edit(saved, lambda d: d.update(format_version=PORTFOLIO_FORMAT_VERSION + 1))
-    with pytest.raises(ArtifactError, match=r"portfolio\.json: unsupported portfolio format_version 2"):
+    with pytest.raises(ArtifactError, match=r"portfolio\.json: unsupported portfolio format_version 3"):
         load_portfolio(saved)
 
 
@@ -234,13 +234,13 @@ def test_refuses_entry_missing_from_matrix(saved: Path):
                                       "scores": [[0.9, 0.5], [0.6, 0.8]]}
 
     edit(saved, drop_c)
-    with pytest.raises(ArtifactError, match="performance matrix configs lacks entry dataset.*c"):
+    with pytest.raises(ArtifactError, match="performance matrix datasets lacks entry dataset.*c"):
         load_portfolio(saved)
 
 
 def test_refuses_reduced_member_that_is_not_an_entry(saved: Path):
     edit(saved, lambda d: d.update(reduced_portfolio=["c", "zzz"]))
-    with pytest.raises(ArtifactError, match="reduced_portfolio member.*'zzz'.*not portfolio entries"):
+    with pytest.raises(ArtifactError, match="reduced_portfolio member.*'zzz'.*not candidates"):
         load_portfolio(saved)
 
 
@@ -321,7 +321,7 @@ def test_recommender_refuses_bad_input(saved: Path):
         rec.recommend(np.zeros((4, DIM - 1)))
     with pytest.raises(ValueError, match="NaN"):
         rec.recommend(np.full((4, DIM), np.nan))
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ConfigError, match="top_k"):
         rec.recommend(np.zeros((4, DIM)), top_k=0)
     assert rec.recommend(features("c", 1, seed=3)[0]).best_match in NAMES  # one 1-D fingerprint is a batch of one
 

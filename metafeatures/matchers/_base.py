@@ -61,6 +61,15 @@ def seed_from(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+def _centroids(X: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class mean fingerprints and the pooled within-class standard deviation per feature (floored)."""
+    centroids = np.stack([X[y == c].mean(axis=0) for c in range(n_classes)])
+    resid = X - centroids[y]
+    spread = np.sqrt((resid**2).mean(axis=0))
+    floor = max(float(np.median(spread)) * 1e-3, 1e-9)  # a constant feature must not divide by zero
+    return centroids, np.maximum(spread, floor)
+
+
 class BaseMatcher(BaseEstimator):
     """Base of all matchers: validates inputs, encodes dataset names, standardises, ranks a batch.
 
@@ -125,6 +134,7 @@ class BaseMatcher(BaseEstimator):
         self.scaler_mean_ = mean
         self.scaler_scale_ = scale
         self._fit(self._standardize(X), y_idx.astype(np.int64), len(classes))
+        self.centroids_, self.spread_ = _centroids(X, y_idx, len(classes))
         self.classes_ = classes
         return self
 
@@ -137,7 +147,7 @@ class BaseMatcher(BaseEstimator):
     # ------------------------------------------------------------------ fitted-ness
     def __sklearn_is_fitted__(self) -> bool:
         """Tell scikit-learn's ``check_is_fitted`` whether ``fit`` has completed."""
-        attrs = ("classes_", "n_features_in_", "scaler_mean_", *self._fitted_attrs)
+        attrs = ("classes_", "n_features_in_", "scaler_mean_", "centroids_", "spread_", *self._fitted_attrs)
         return all(hasattr(self, a) for a in attrs)
 
     def _check_fitted(self) -> None:
@@ -172,6 +182,23 @@ class BaseMatcher(BaseEstimator):
         """The single known dataset a batch of fingerprints most likely comes from."""
         return self.rank(batch)[0][0]
 
+    def distance(self, batch: Any) -> np.ndarray:
+        """Absolute distance of a batch to every known dataset (order of ``classes_``), whatever the matcher.
+
+        ``rank`` scores always sum to 1, so they cannot say "none of these"; this can. It is the RMS over
+        features of the gap between the batch's mean fingerprint and each dataset's mean, in units of the
+        pooled within-dataset standard deviation (0 = same centre; a batch of n from a known dataset sits
+        near sqrt(1/n) from its own). Novelty is calibrated on it (:mod:`portfolio.novelty`).
+        """
+        self._check_fitted()
+        if not hasattr(batch, "shape"):
+            batch = np.asarray(batch)
+        if getattr(batch, "ndim", 2) == 1:
+            batch = np.asarray(batch).reshape(1, -1)
+        X = _validate_data(self, batch, dtype=np.float64, reset=False)
+        gap = (X.mean(axis=0) - self.centroids_) / self.spread_
+        return np.sqrt((gap**2).mean(axis=1))
+
     # ------------------------------------------------------------------ persistence hooks
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Learned state as (JSON-able dict, named arrays) for :func:`~metafeatures.matchers.save_matcher`."""
@@ -181,7 +208,7 @@ class BaseMatcher(BaseEstimator):
             "n_features_in_": int(self.n_features_in_),
             "standardized": self.scaler_mean_ is not None,
         }
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {"centroids": self.centroids_, "spread": self.spread_}
         if self.scaler_mean_ is not None:
             arrays["scaler_mean"] = self.scaler_mean_
             arrays["scaler_scale"] = self.scaler_scale_
@@ -202,7 +229,13 @@ class BaseMatcher(BaseEstimator):
                 raise ValueError("scaler arrays do not match n_features_in_")
         else:
             mean = scale = None
+        centroids = np.asarray(arrays["centroids"], dtype=np.float64)
+        spread = np.asarray(arrays["spread"], dtype=np.float64)
+        if centroids.shape != (len(classes), n_features) or spread.shape != (n_features,) or (spread <= 0).any():
+            raise ValueError("centroid arrays do not match classes_ and n_features_in_")
         self.classes_ = classes
         self.n_features_in_ = n_features
         self.scaler_mean_ = mean
         self.scaler_scale_ = scale
+        self.centroids_ = centroids
+        self.spread_ = spread

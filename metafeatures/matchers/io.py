@@ -24,7 +24,7 @@ from metafeatures.matchers._base import BaseMatcher
 from metafeatures.matchers.registry import matcher_class, matcher_name
 
 #: version of the on-disk layout; bump when it changes incompatibly
-MATCHER_FORMAT_VERSION = 1
+MATCHER_FORMAT_VERSION = 2  # 2: every matcher stores class centroids (absolute distance, novelty)
 
 _META_KEY = "__meta__"
 _REQUIRED_KEYS = (
@@ -67,6 +67,16 @@ def _jsonable(value: Any, what: str) -> Any:
         raise ValueError(
             f"{what} must be JSON-serialisable (ints, floats, strings, lists, dicts): {e}"
         ) from e
+
+
+def read_matcher_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The hyperparameters recorded in a matcher file of any format version (to refit it under a new one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data[_META_KEY]))
+        return dict(meta["params"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path}: cannot read the matcher's parameters ({exc})") from exc
 
 
 def save_matcher(matcher: BaseMatcher, path: str | os.PathLike[str], fingerprint_spec: dict) -> Path:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # portfolio.evaluation's defaults, repeated here because importing it loads torch on every CLI start
 DEFAULT_MATCHERS = ("kmeans", "mlp", "moments")
 DEFAULT_BATCH_SIZES = (8, 64, 512)
+DEFAULT_POLICIES = ("incumbent", "neighbors", "single_best", "reduced")
 PORTFOLIO_HELP = f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)"
 
 
@@ -60,7 +61,24 @@ def register_recommender(esub: argparse._SubParsersAction) -> None:
     r.add_argument("--n-samples", type=int, default=None,
                    help="fingerprints per known dataset (default: what the portfolio's provenance records, else 512)")
     r.add_argument("--no-cache", action="store_true", help="recompute fingerprints even if cached")
+    r.add_argument("--policies", type=_names, default=list(DEFAULT_POLICIES),
+                   help="comma-separated selection policies: incumbent, neighbors, single_best, reduced")
+    r.add_argument("--time-budgets", type=_float_list, default=None,
+                   help="comma-separated T (s) to score the ALC at (default: the portfolio's own T)")
+    r.add_argument("--grouped", action="store_true",
+                   help="hold out every dataset of a held-out dataset's group (derivatives of one source) together")
     r.set_defaults(func=cmd_recommender)
+
+
+def _float_list(text: str) -> list[float]:
+    """Comma-separated positive numbers."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not v > 0 or v > 7 * 24 * 3600 for v in values):
+        raise argparse.ArgumentTypeError(f"time budgets must be in (0, 604800] seconds, got {text!r}")
+    return values
 
 
 def register_finetune(esub: argparse._SubParsersAction) -> None:
@@ -72,7 +90,8 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--budget-s", type=float, required=True, help="wall-clock budget of each fine-tuning run")
     f.add_argument("--datasets", type=_names, default=None, help="only these held-out datasets")
     f.add_argument("--matcher", default="mlp", help="which of the portfolio's matchers recommends")
-    f.add_argument("--reduced", action="store_true", help="recommend only reduced-portfolio configurations")
+    f.add_argument("--policy", choices=DEFAULT_POLICIES, default=None,
+                   help="selection policy (default: the portfolio's calibrated one)")
     f.add_argument("--n-samples", type=int, default=64, help="images fingerprinted per held-out dataset")
     f.add_argument("--alc-time-budget", type=float, default=1200.0, help="T of the ALC time axis (AutoDL: 1200)")
     f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
@@ -103,24 +122,33 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     from metafeatures.errors import ConfigError
     from metafeatures.matchers.registry import matcher_class
     from portfolio.eval_data import portfolio_fingerprints
-    from portfolio.evaluation import check_lodo_matrix, evaluate_recommender, plot_regret
+    from portfolio.evaluation import MIN_DATASETS, evaluate_recommender, plot_regret
+    from portfolio.policies import check_policy
 
     started = time.perf_counter()
     if args.n_batches < 1 or (args.n_samples is not None and args.n_samples < 1):
         raise ConfigError("n_batches/n_samples", (args.n_batches, args.n_samples), "must be >= 1")
     for name in args.matchers:
         matcher_class(name)  # an unknown matcher fails before any fingerprinting
+    for policy in args.policies:
+        check_policy(policy)
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
-    check_lodo_matrix(loaded.matrix)  # a portfolio too small for leave-one-out fails before any fingerprinting
+    if len(loaded.portfolio.datasets) < MIN_DATASETS:  # too small for leave-one-out: fail before fingerprinting
+        raise ConfigError("datasets", len(loaded.portfolio.datasets),
+                          f"leave-one-out needs a portfolio of at least {MIN_DATASETS} known datasets")
     if args.n_samples is None:
         args.n_samples = int(loaded.portfolio.provenance.get("fingerprint_sampling", {}).get("n_samples", 512))
     params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
     fps = portfolio_fingerprints(loaded, lambda: _fingerprinter(loaded, args), collection=args.collection,
                                  n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
                                  progress=show_progress(args), say=say) if args.matchers else None
-    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers), desc="refit matchers", unit="fit",
-              disable=not show_progress(args)) as bar:
+    groups = {e.dataset: str(e.summary.get("group") or e.dataset) for e in loaded.portfolio.entries}
+    budgets: list[float | None] = list(args.time_budgets) if args.time_budgets else [None]
+    kind = "group" if args.grouped else "dataset"
+    results = {}
+    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers) * len(budgets), desc="refit matchers",
+              unit="fit", disable=not show_progress(args)) as bar:
 
         begun: list[str] = []
 
@@ -130,26 +158,37 @@ def cmd_recommender(args: argparse.Namespace) -> int:
             begun.append(message)
             bar.set_postfix_str(message)
 
-        result = evaluate_recommender(loaded.matrix, {e.dataset: e.summary for e in loaded.portfolio.entries}, fps,
-                                      matchers=args.matchers, params=params, batch_sizes=args.batch_sizes,
-                                      n_batches=args.n_batches, seed=args.seed,
-                                      on_progress=step if show_progress(args) else say)
+        for budget in budgets:
+            results[budget] = evaluate_recommender(
+                loaded.performance, {e.dataset: e.summary for e in loaded.portfolio.entries}, fps,
+                matchers=args.matchers, params=params, batch_sizes=args.batch_sizes, n_batches=args.n_batches,
+                seed=args.seed, policies=args.policies, candidates=loaded.candidates,
+                reduced=loaded.portfolio.reduced_portfolio, groups=groups, grouped=args.grouped, time_budget=budget,
+                novelty_threshold=loaded.selection.novelty.threshold if loaded.selection.novelty else None,
+                on_progress=step if show_progress(args) else say)
         bar.update(bar.total - bar.n)
+    result = results[budgets[0]]
     plot = plot_regret(result, args.out_dir / "regret.png",
-                       f"leave-one-dataset-out, portfolio {loaded.version} ({len(result.datasets)} datasets)")
+                       f"leave-one-{kind}-out, portfolio {loaded.version} ({len(result.datasets)} datasets)")
     payload = {**result.to_json(), "portfolio": str(loaded.directory), "portfolio_version": loaded.version,
                "plot": str(plot), "seconds": round(time.perf_counter() - started, 1)}
+    if len(budgets) > 1:
+        payload["time_budgets"] = {f"{b:g}": results[b].to_json()["methods"] for b in budgets if b is not None}
     path = _write(args.out_dir, "eval_recommender.json", payload, args)
     if args.json:
         emit_json(payload)
         return 0
-    print(f"Leave-one-dataset-out over {len(result.datasets)} datasets of portfolio {loaded.version}: normalized "
-          f"regret (0 = oracle, 1 = worst other incumbent); matchers refitted without the held-out dataset, "
-          f"{args.n_batches} random batches per size")
-    print(result.table())
-    print()
-    print("Regret per held-out dataset")
-    print(result.per_dataset_table())
+    for budget, res in results.items():
+        t = res.settings["time_budget"]
+        print(f"Leave-one-{kind}-out over {len(res.datasets)} datasets of portfolio {loaded.version}, ALC at "
+              f"T = {t:g} s: normalized regret (0 = best allowed candidate, 1 = worst); matchers refitted without "
+              f"the held-out {kind}, {args.n_batches} random batches per size; method = policy/matcher@batch size")
+        print(res.table())
+        print()
+        if budget == budgets[0]:
+            print("Regret per held-out dataset")
+            print(res.per_dataset_table())
+            print()
     note(f"wrote {path} and {plot} in {payload['seconds']} s")
     return 0
 
@@ -169,7 +208,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     datasets = heldout_datasets(loaded, args.collection, args.datasets)
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     result = compare_finetune(recommender, _fingerprinter(loaded, args), datasets, args.budget_s, args.out_dir,
-                              seed=args.seed, n_samples=args.n_samples, reduced=args.reduced,
+                              seed=args.seed, n_samples=args.n_samples, policy=args.policy,
                               time_budget=args.alc_time_budget, t0=args.t0, test_fraction=args.test_fraction,
                               device=args.device,
                               progress=show_progress(args), say=say)
@@ -180,7 +219,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         emit_json(payload)
         return 0
     print(f"Held-out datasets fine-tuned for {args.budget_s:g} s each (seed {args.seed}): the {args.matcher} "
-          f"matcher's recommendation from portfolio {loaded.version} vs the seed-000 baseline (mobilenet_v2, "
+          f"matcher's recommendation ({result.settings['policy']} policy) from portfolio {loaded.version} vs the "
+          "seed-000 baseline (mobilenet_v2, "
           "defaults); t1 = return time (first prediction)")
     print(result.table())
     note(f"wrote {path} in {payload['seconds']} s")

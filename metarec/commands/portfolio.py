@@ -1,4 +1,4 @@
-"""``metarec portfolio show [DIR]`` and ``metarec recommend DATASET``: read a portfolio, recommend from it."""
+"""``metarec portfolio {show,update}`` and ``metarec recommend DATASET``: read, update, recommend from portfolios."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 REBUILD_HINT = "build one with `metarec rebuild --collection DIR --out DIR`"
 PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"  # portfolio.defaults reads it; spelled here so --help stays torch-free
+POLICY_CHOICES = ("incumbent", "neighbors", "single_best", "reduced")  # portfolio.policies.POLICIES, torch-free
 
 
 def default_portfolio_dir() -> Path:
@@ -52,14 +53,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_portfolio(sub: argparse._SubParsersAction) -> None:
-    """Add ``portfolio show``."""
-    p = sub.add_parser("portfolio", help="inspect a portfolio artifact")
-    psub = p.add_subparsers(dest="portfolio_cmd", required=True, metavar="{show}")
+    """Add ``portfolio show`` and ``portfolio update``."""
+    p = sub.add_parser("portfolio", help="inspect or update a portfolio artifact")
+    psub = p.add_subparsers(dest="portfolio_cmd", required=True, metavar="{show,update}")
     s = psub.add_parser("show", help="print a portfolio's entries, reduced portfolio and curve")
     s.add_argument("directory", type=Path, nargs="?", default=None,
                    help=f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_show)
+    u = psub.add_parser("update", help="a new portfolio version from an existing one: every candidate (incumbents + "
+                                       "the seed-000 default) on every known dataset with learning curves, matchers "
+                                       "refitted, selection recalibrated; resumable")
+    u.add_argument("directory", type=Path, nargs="?", default=None,
+                   help=f"source portfolio (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)")
+    u.add_argument("--out", type=Path, required=True, help="where the new portfolio goes (may be the source)")
+    u.add_argument("--collection", type=Path, default=None,
+                   help="directory holding the known datasets (default: regenerate the demo datasets)")
+    u.add_argument("--work-dir", type=Path, default=None, help="where finished cells are kept (default: beside --out)")
+    u.add_argument("--no-default", action="store_true", help="do not add the seed-000 default candidate")
+    u.add_argument("--json", action="store_true", help="print JSON")
+    u.add_argument("--quiet", action="store_true", help="no progress notes")
+    u.set_defaults(func=cmd_update)
 
 
 def register_recommend(sub: argparse._SubParsersAction) -> None:
@@ -70,8 +84,15 @@ def register_recommend(sub: argparse._SubParsersAction) -> None:
                    help=f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)")
     p.add_argument("--matcher", default="mlp", help="which of the portfolio's matchers ranks the known datasets")
     p.add_argument("--top-k", type=int, default=5, help="how many nearest known datasets to report")
-    p.add_argument("--reduced", action="store_true",
-                   help="recommend only configurations of the reduced portfolio")
+    p.add_argument("--reduced", action="store_true", help="the same as --policy reduced")
+    p.add_argument("--policy", choices=POLICY_CHOICES, default=None,
+                   help="selection policy (default: the portfolio's calibrated one)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="rank candidates by ALC at this T (default: the portfolio's own T)")
+    p.add_argument("--max-params", type=int, default=None, help="drop candidates with more parameters")
+    p.add_argument("--max-flops", type=int, default=None, help="drop candidates with more FLOPs per image")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="drop candidates slower than this per image (on the device the portfolio measured)")
     p.add_argument("--n-samples", type=int, default=64, help="images sampled and fingerprinted")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--weights", default=None,
@@ -94,7 +115,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     loaded = open_portfolio(args.directory)
     p = loaded.portfolio
     if args.json:
-        emit_json({"directory": str(loaded.directory), **p.model_dump(mode="json")})
+        datasets = [{"name": e.dataset, "group": e.summary.get("group") or e.dataset,
+                     "derivation": e.summary.get("derivation"), "n_classes": e.summary.get("n_classes"),
+                     "n_items": e.summary.get("n_items"), "modality": e.summary.get("modality", "image")}
+                    for e in p.entries]
+        emit_json({"directory": str(loaded.directory), **p.model_dump(mode="json"), "datasets": datasets,
+                   "figures": figure_paths(loaded)})
         return 0
     spec = p.fingerprint_spec
     print(f"portfolio {p.version} ({loaded.directory})")
@@ -106,6 +132,44 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"reduced portfolio ({len(p.reduced_portfolio)}): {', '.join(p.reduced_portfolio)}")
     curve = [(str(s.size), s.added, f"{s.score:.4f}", f"{s.min:.4f}", f"{s.mean:.4f}") for s in p.curve()]
     print(_table(("size", "added", "score", "min", "mean"), curve))
+    print(f"candidates ({len(p.candidates)}):")
+    print(_table(("id", "source", "backbone", "pretrained", "strategy", "params", "latency ms"),
+                 [(c.id, c.source, str(c.configuration.get("backbone")), str(c.configuration.get("pretrained")),
+                   str(c.configuration.get("strategy")), f"{c.cost.params:,}" if c.cost else "-",
+                   f"{c.cost.latency_ms:g}" if c.cost else "-") for c in p.candidates]))
+    sel = loaded.selection
+    print(f"selection: default policy {sel.default_policy} ({sel.reason})")
+    if sel.novelty is not None:
+        print(f"novelty: fallback to the single best above {sel.novelty.threshold}")
+    for name, path in figure_paths(loaded).items():
+        print(f"figure {name}: {path}")
+    return 0
+
+
+def figure_paths(loaded: LoadedPortfolio) -> dict[str, str]:
+    """The portfolio's figures (PNG files in its directory) by name, as paths."""
+    return {f.stem: str(f) for f in sorted(loaded.directory.glob("*.png"))}
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """Re-assemble a portfolio (cells with curves, matchers, calibration) into --out."""
+    from offline_search.update import update_portfolio
+    from portfolio.artifact import load_portfolio
+
+    start = time.perf_counter()
+    source = args.directory if args.directory is not None else default_portfolio_dir()
+    say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - start:6.1f} s] {m}"))
+    path = update_portfolio(source, args.out, collection=args.collection, work_dir=args.work_dir,
+                            include_default=not args.no_default, on_progress=say, progress=show_progress(args))
+    loaded = load_portfolio(path)
+    payload = {"directory": str(path), "version": loaded.version, "updated_from": loaded.portfolio.provenance.get(
+        "updated_from"), "candidates": len(loaded.candidates), "datasets": len(loaded.portfolio.datasets),
+        "default_policy": loaded.selection.default_policy, "seconds": round(time.perf_counter() - start, 1)}
+    if args.json:
+        emit_json(payload)
+    else:
+        print(f"portfolio {loaded.version} written to {path} ({payload['candidates']} candidates × "
+              f"{payload['datasets']} datasets; default policy {loaded.selection.default_policy})")
     return 0
 
 
@@ -121,48 +185,64 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    """Load the portfolio, fingerprint the dataset under the portfolio's spec, rank and recommend."""
+    """Load the portfolio, fingerprint the dataset under the portfolio's spec, rank candidates and recommend."""
     from metafeatures.datasets import open_dataset
-    from metafeatures.summary import content_hash
-    from portfolio import Recommender
+    from portfolio import Recommender, recommend_dataset
     from portfolio.fingerprinting import fingerprinter_for
+    from portfolio.recommender import parse_request
 
     start = time.perf_counter()
-    if args.top_k < 1:
-        raise _config_error("top_k", args.top_k, "must be >= 1")
     if args.n_samples < 1:
         raise _config_error("n_samples", args.n_samples, "must be >= 1")
+    request = parse_request({"policy": args.policy, "time_budget_s": args.time_budget, "top_k": args.top_k,
+                             "max_params": args.max_params, "max_flops": args.max_flops,
+                             "max_latency_ms": args.max_latency_ms, "reduced": args.reduced})
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
     recommender = Recommender(loaded, args.matcher)  # unknown matcher: ConfigError listing the available ones
     ds = open_dataset(args.dataset)
     spec = loaded.fingerprint_spec
     fingerprinter = fingerprinter_for(loaded, args.weights, batch_size=args.batch_size, device=args.device,
                                       threads=args.threads)
-    fp = fingerprinter.fingerprint(ds, content_hash(ds), n_samples=args.n_samples, seed=args.seed,
-                                   use_cache=not args.no_cache, progress=show_progress(args))
-    rec = recommender.recommend(fp.features, top_k=args.top_k, reduced=args.reduced)
+    rec, n_fp = recommend_dataset(recommender, fingerprinter, ds, request, n_samples=args.n_samples, seed=args.seed,
+                                  use_cache=not args.no_cache, progress=show_progress(args))
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     payload: dict[str, Any] = {
         **rec.model_dump(mode="json"),
         "dataset": ds.name,
-        "n_fingerprints": int(len(fp.features)),
+        "n_fingerprints": n_fp,
         "portfolio": str(loaded.directory),
         "elapsed_ms": round(elapsed_ms, 1),
     }
     if args.json:
         emit_json(payload)
         return 0
-    print(f"{ds.name}: most like {rec.best_match!r} ({rec.neighbors[0].score:.3f}) "
-          f"by matcher {rec.matcher} of portfolio {rec.portfolio_version}")
-    source = (f"best reduced-portfolio configuration on {rec.best_match!r}: incumbent of {rec.incumbent_of!r}"
-              if rec.restricted_to_reduced else f"incumbent of {rec.incumbent_of!r}")
-    print(f"recommended configuration ({source}):")
+    print_recommendation(ds.name, rec)
+    note(f"{n_fp} fingerprints ({spec.backbone}, {spec.weights}, {spec.resolution} px) in {elapsed_ms:.0f} ms")
+    return 0
+
+
+def print_recommendation(name: str, rec: Any) -> None:
+    """The recommendation as a few lines and two tables (candidates, neighbours)."""
+    novelty = "uncalibrated" if rec.novelty is None else f"{rec.novelty:.2f}"
+    print(f"{name}: most like {rec.best_match!r} ({rec.neighbors[0].score:.3f}) by matcher {rec.matcher} of "
+          f"portfolio {rec.portfolio_version}; novelty {novelty}")
+    if rec.fallback.used:
+        print(f"fallback: {rec.fallback.reason}")
+    print(f"policy {rec.policy}, candidates ranked by predicted ALC at T = {rec.time_budget_s:g} s"
+          + (f", limits {rec.limits}" if rec.limits else "") + ":")
+    rows = [(c.id, c.source, str(c.configuration.get("backbone")), str(c.configuration.get("pretrained")),
+             str(c.configuration.get("strategy")), f"{c.predicted_score:.3f}" + ("*" if c.extrapolated else ""),
+             f"{c.cost.params:,}" if c.cost else "-", f"{c.cost.latency_ms:g}" if c.cost else "-")
+            for c in rec.candidates]
+    print(_table(("candidate", "source", "backbone", "pretrained", "strategy", "pred. ALC", "params", "ms/img"),
+                 rows))
+    if any(c.extrapolated for c in rec.candidates):
+        print("* extrapolated: the budget is longer than the stored runs (their last score is held)")
+    print(f"recommended configuration (candidate {rec.candidates[0].id!r}):")
     for key, value in rec.configuration.items():
         print(f"  {key}: {value}")
-    print(_table(("neighbour", "score"), [(n.dataset, f"{n.score:.3f}") for n in rec.neighbors]))
-    note(f"{len(fp.features)} fingerprints ({spec.backbone}, {spec.weights}, {spec.resolution} px) "
-         f"in {elapsed_ms:.0f} ms")
-    return 0
+    print(_table(("neighbour", "score", "distance"),
+                 [(n.dataset, f"{n.score:.3f}", f"{n.distance:.3f}") for n in rec.neighbors]))
 
 
 def _config_error(field: str, value: object, problem: str) -> Exception:

@@ -32,14 +32,17 @@ def job_out(row: JobRow) -> JobOut:
                   started_at=row.started_at, heartbeat_at=row.heartbeat_at, finished_at=row.finished_at)
 
 
-def _configuration(ctx: AppContext, body: JobCreate) -> dict[str, Any]:
-    """The configuration to train: from the stored recommendation or the body, validated like the CLI does."""
+def _configuration(ctx: AppContext, body: JobCreate) -> tuple[dict[str, Any], float | None]:
+    """The configuration to train and the recommendation's requested budget (if any), validated like the CLI."""
+    budget: float | None = None
     if body.recommendation_id is not None:
         with ctx.factory() as session:
             rec = session.get(RecommendationRow, body.recommendation_id)
         if rec is None:
             raise not_found("recommendation", body.recommendation_id)
         raw = rec.payload["configuration"]
+        if rec.payload.get("time_budget_requested"):
+            budget = float(rec.payload["time_budget_s"])
     else:
         raw = body.configuration or {}
     try:
@@ -48,21 +51,25 @@ def _configuration(ctx: AppContext, body: JobCreate) -> dict[str, Any]:
         raise from_metarec(exc) from None
     if config.pretrained_kind == "checkpoint":  # a checkpoint path must stay inside the data root too
         resolve_inside(ctx.settings.root, config.pretrained)
-    return config.to_dict()
+    return config.to_dict(), budget
 
 
 @router.post("", status_code=202, response_model=JobOut)
 def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
     """Queue a fine-tuning job; a ``metarec worker`` runs it. Poll ``GET /v1/jobs/{id}``."""
-    if body.budget_s > ctx.settings.max_budget_s:
-        raise APIError(422, "budget_too_large", f"budget_s must be at most {ctx.settings.max_budget_s:g}",
-                       {"max_budget_s": ctx.settings.max_budget_s})
     with ctx.factory() as session:
         ds = session.get(DatasetRow, body.dataset_id)
     if ds is None:
         raise not_found("dataset", body.dataset_id)
-    config = _configuration(ctx, body)
-    params = {"configuration": config, "budget_s": body.budget_s, "dataset_path": ds.path, "dataset_name": ds.name}
+    config, requested = _configuration(ctx, body)
+    budget = body.budget_s if body.budget_s is not None else requested
+    if budget is None:
+        raise APIError(422, "validation_error", "budget_s is required (the recommendation named no time_budget_s)",
+                       {"field": "budget_s"})
+    if budget > ctx.settings.max_budget_s:
+        raise APIError(422, "budget_too_large", f"budget_s must be at most {ctx.settings.max_budget_s:g}",
+                       {"max_budget_s": ctx.settings.max_budget_s})
+    params = {"configuration": config, "budget_s": budget, "dataset_path": ds.path, "dataset_name": ds.name}
     return job_out(queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id))
 
 

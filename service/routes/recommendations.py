@@ -12,6 +12,15 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metafeatures.errors import MetarecError
+from portfolio.policies import POLICIES
+from portfolio.recommender import (
+    MAX_TIME_BUDGET_S,
+    NoCandidateError,
+    Recommendation,
+    Recommender,
+    SelectionRequest,
+    recommend_dataset,
+)
 from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, RecommendationRow, new_id
@@ -27,18 +36,23 @@ _DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"},
                    "description": "a small batch of images (PNG, JPEG, …) of the new dataset"},
-        "matcher": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1},
+        "matcher": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 100},
+        "policy": {"type": "string", "enum": list(POLICIES)},
+        "time_budget_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIME_BUDGET_S},
+        "max_params": {"type": "integer", "minimum": 1}, "max_flops": {"type": "integer", "minimum": 1},
+        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
         "reduced": {"type": "boolean"}}}}}}}
+_FORM_FIELDS = ("matcher", "top_k", "reduced", "policy", "time_budget_s", "max_params", "max_flops", "max_latency_ms")
 
 
-def _dataset_features(served: Served, row: DatasetRow, n_samples: int) -> np.ndarray:
-    """Fingerprints of a registered dataset (cached by content hash and spec), through the batcher."""
+def _recommend_dataset(served: Served, recommender: Recommender, row: DatasetRow, request: SelectionRequest,
+                       n_samples: int) -> tuple[Recommendation, int]:
+    """The CLI's entry point (load → fingerprint → recommend), with the batcher's shared forward pass."""
     from metafeatures.datasets import open_dataset
 
     ds = open_dataset(row.path, name=row.name)
-    fp = served.batcher.fingerprinter.fingerprint(ds, row.content_hash, n_samples=n_samples, seed=0,
-                                                  embed=served.batcher.embed)
-    return fp.features
+    return recommend_dataset(recommender, served.batcher.fingerprinter, ds, request, n_samples=n_samples, seed=0,
+                             content_hash=row.content_hash, embed=served.batcher.embed)
 
 
 def _decode_upload(item: tuple[str, bytes], size: tuple[int, int]) -> np.ndarray:
@@ -80,7 +94,7 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> tuple[dict[str,
         if total > ctx.settings.max_upload_bytes:
             raise APIError(413, "payload_too_large", "uploaded images exceed the upload limit")
         blobs.append((f.filename or "image", data))
-    options = {k: v for k in ("matcher", "top_k", "reduced") if isinstance(v := form.get(k), str)}
+    options = {k: v for k in _FORM_FIELDS if isinstance(v := form.get(k), str)}
     return options, blobs
 
 
@@ -91,29 +105,35 @@ async def recommend(request: Request, ctx: AppContext = Depends(get_ctx)) -> Rec
     served = ctx.served()
     loop = asyncio.get_running_loop()
     dataset_id: str | None = None
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+    if multipart:
         options, blobs = await _parse_multipart(request, ctx)
         body = RecommendationRequest.model_validate({"dataset_id": "upload", **options})
-        features = await loop.run_in_executor(ctx.pool, _upload_features, ctx, served, blobs)
     else:
         body = RecommendationRequest.model_validate_json(await json_body(request))
-        with ctx.factory() as session:
-            row = session.get(DatasetRow, body.dataset_id)
-        if row is None:
-            raise not_found("dataset", body.dataset_id)
-        dataset_id = row.id
-        try:
-            features = await loop.run_in_executor(ctx.pool, _dataset_features, served, row,
-                                                  ctx.settings.fingerprint_samples)
-        except MetarecError as exc:
-            raise from_metarec(exc) from None
     matcher = body.matcher or ctx.settings.default_matcher
     recommender = served.recommenders.get(matcher)
     if recommender is None:
         raise APIError(422, "unknown_matcher", f"matcher {matcher!r} is not in portfolio {served.portfolio.version}",
                        {"available": sorted(served.recommenders)})
-    rec = recommender.recommend(features, top_k=body.top_k, reduced=body.reduced)
-    out = RecommendationOut(id=new_id("rec"), dataset_id=dataset_id, **rec.model_dump(), n_images=len(features),
+    selection = SelectionRequest.model_validate(body.selection())
+    try:
+        if multipart:
+            features = await loop.run_in_executor(ctx.pool, _upload_features, ctx, served, blobs)
+            rec, n_images = recommender.recommend(features, selection), len(features)
+        else:
+            with ctx.factory() as session:
+                row = session.get(DatasetRow, body.dataset_id)
+            if row is None:
+                raise not_found("dataset", body.dataset_id)
+            dataset_id = row.id
+            rec, n_images = await loop.run_in_executor(ctx.pool, _recommend_dataset, served, recommender, row,
+                                                       selection, ctx.settings.fingerprint_samples)
+    except NoCandidateError as exc:
+        raise APIError(422, "no_candidate_within_limits", str(exc), {"cheapest": exc.cheapest}) from None
+    except MetarecError as exc:
+        raise from_metarec(exc) from None
+    out = RecommendationOut(id=new_id("rec"), dataset_id=dataset_id, **rec.model_dump(), n_images=n_images,
                             elapsed_ms=round((time.perf_counter() - start) * 1000.0, 2))
     with ctx.factory.begin() as session:
         session.add(RecommendationRow(id=out.id, dataset_id=dataset_id, matcher=matcher,
