@@ -61,6 +61,7 @@ class RebuildOptions:
     matcher_hpo_iterations: int = 0
     matcher_test_batch_size: int = 64
     matcher_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    include_default: bool = True
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
 
@@ -214,7 +215,7 @@ def assemble(entries: list[PortfolioEntry], datasets: dict[str, Dataset], opts: 
              pool: list[Candidate] | None = None, extra_provenance: dict[str, Any] | None = None) -> Path:
     """Known datasets with their incumbents → every candidate on every dataset (curves) → fingerprints →
     matchers → selection calibration → the saved portfolio directory (shared by rebuild and update)."""
-    pool = pool if pool is not None else candidate_pool(entries, seed=opts.scenario.seed)
+    pool = pool if pool is not None else candidate_pool(entries, opts.include_default, opts.scenario.seed)
     data = performance_data({c.id: c.configuration for c in pool}, datasets, opts)
     _say(opts, "fingerprints and matchers")
     fpr = Fingerprinter(opts.fingerprint_backbone, opts.fingerprint_weights, resolution=opts.fingerprint_resolution,

@@ -79,10 +79,25 @@ def measure_cost(config: FinetuneConfig, device: str = "cpu", repeats: int = 10)
                 latency_ms=round(latency * 1000.0, 3), device=device_description(device))
 
 
-def with_costs(candidates: Sequence[Candidate], device: str = "cpu") -> list[Candidate]:
-    """The candidates with their cost measured (candidates that already carry one keep it)."""
-    return [c if c.cost is not None else c.model_copy(update={"cost": measure_cost(c.config(), device)})
-            for c in candidates]
+def network_key(config: FinetuneConfig) -> str:
+    """What the cost depends on: the backbone and the head (not the optimiser, the data or the seed)."""
+    return f"{config.backbone}|{config.head_spec().to_dict()}"
+
+
+def with_costs(candidates: Sequence[Candidate], device: str = "cpu", remeasure: bool = False) -> list[Candidate]:
+    """The candidates with their cost; each distinct network is measured once, so equal networks get equal
+    costs (candidates that already carry one keep it unless ``remeasure``)."""
+    measured: dict[str, Cost] = {}
+    out = []
+    for c in candidates:
+        if c.cost is not None and not remeasure:
+            out.append(c)
+            continue
+        key = network_key(c.config())
+        if key not in measured:
+            measured[key] = measure_cost(c.config(), device, repeats=30)
+        out.append(c.model_copy(update={"cost": measured[key]}))
+    return out
 
 
 def incumbent_candidates(entries: Sequence[Any]) -> list[Candidate]:

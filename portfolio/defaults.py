@@ -9,8 +9,11 @@ PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"
 
 
 def default_portfolio_dir() -> Path:
-    """``$METAREC_PORTFOLIO_DIR`` if set, else ``<repo>/portfolios/demo``."""
+    """``$METAREC_PORTFOLIO_DIR`` if set, else the shipped ``portfolios/demo`` (package data, so a non-editable
+    install finds it in site-packages and a checkout finds it in the repository)."""
     env = os.environ.get(PORTFOLIO_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / "portfolios" / "demo"
+    from importlib.resources import files
+
+    return Path(str(files("portfolios") / "demo"))

@@ -1,4 +1,4 @@
-"""The leave-one-dataset-out harness on a hand-made 4×4 performance matrix whose answers are worked out by hand."""
+"""The leave-one-out harness on a hand-made 4×4 performance matrix whose answers are worked out by hand."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 from metafeatures.errors import ConfigError, UnknownMatcherError
+from portfolio.candidates import Candidate
 from portfolio.evaluation import (
     BASELINES,
+    MethodResult,
+    Problem,
+    collect_evidence,
     evaluate_recommender,
-    expected_score,
-    knn_picks,
-    matcher_picks,
+    knn_column,
     meta_features,
-    normalized_regret,
     plot_regret,
 )
+from portfolio.performance import PerformanceData
 from portfolio.selection import PerformanceMatrix
 
 NAMES = ("A", "B", "C", "D")
@@ -27,6 +29,15 @@ SCORES = np.array([[0.9, 0.2, 0.6, 0.1],
                    [0.4, 0.7, 0.9, 0.8],
                    [0.3, 0.6, 0.5, 0.9]])
 MATRIX = PerformanceMatrix(configs=NAMES, datasets=NAMES, scores=SCORES)
+DATA = PerformanceData(matrix=MATRIX)
+PROBLEM = Problem.build(DATA)
+
+
+def normalized_regret(score: float, matrix: PerformanceMatrix, held_out: str) -> float:
+    """Regret on ``held_out`` among the other datasets' incumbents (a held-out dataset's own is never allowed)."""
+    problem = Problem.build(PerformanceData(matrix=matrix))
+    target = matrix.datasets.index(held_out)
+    return problem.regret(score, target, problem.rows({target}))
 
 # Worked by hand. Holding out t leaves the other three incumbents; regret = (oracle - score) / (oracle - worst).
 #   A: others score B .5, C .4, D .3 -> oracle B. Means over B,C,D columns: B .5, C .8, D .667 -> single_best C
@@ -79,15 +90,18 @@ def test_regret_is_zero_when_every_other_incumbent_ties():
     assert normalized_regret(0.5, flat, "A") == 0.0
 
 
-def test_expected_score_weights_the_matrix_and_counts_a_failure_as_minus_one():
-    assert expected_score({"B": 0.5, "D": 0.5}, MATRIX, "A") == pytest.approx(0.4)
+def test_expected_score_weights_the_picks_and_counts_a_failure_as_minus_one():
+    result = MethodResult()
+    result.record(PROBLEM, 0, [1, 2, 3], [1, 3])  # half B (.5 on A), half D (.3 on A)
+    assert result.scores["A"] == pytest.approx(0.4) and result.picks["A"] == {"B": 0.5, "D": 0.5}
     failed = PerformanceMatrix(configs=NAMES[:3], datasets=NAMES[:3],
                                scores=np.array([[0.9, 0.4, 0.4], [np.nan, 0.9, 0.4], [0.5, 0.4, 0.9]]))
-    assert expected_score({"B": 1.0}, failed, "A") == -1.0
+    result.record(Problem.build(PerformanceData(matrix=failed)), 0, [1, 2], [1])
+    assert result.scores["A"] == -1.0
 
 
 def test_baselines_on_the_hand_made_matrix():
-    result = evaluate_recommender(MATRIX, SUMMARIES, matchers=())
+    result = evaluate_recommender(DATA, SUMMARIES, matchers=())
     assert list(result.methods) == list(BASELINES)
     for t in NAMES:
         assert result.methods["oracle"].picks[t] == {ORACLE[t]: 1.0}
@@ -105,7 +119,7 @@ def test_baselines_on_the_hand_made_matrix():
 
 
 def test_json_shape_of_the_result():
-    payload = evaluate_recommender(MATRIX, SUMMARIES, matchers=()).to_json()
+    payload = evaluate_recommender(DATA, SUMMARIES, matchers=()).to_json()
     assert set(payload["methods"]) == set(BASELINES)
     for method in payload["methods"].values():
         assert {"mean_regret", "beats_single_best", "per_dataset"} <= set(method)
@@ -121,27 +135,30 @@ def test_meta_features_are_log_counts_log_resolution_and_channels():
 def test_knn_standardises_so_a_large_scale_feature_does_not_dominate():
     # raw distances from x: p = sqrt(101), q = 3 -> q; standardised (std 5 and 1): p = sqrt(5), q = 3 -> p
     features = {"x": np.array([0.0, 0.0]), "p": np.array([10.0, 1.0]), "q": np.array([0.0, 3.0])}
-    assert knn_picks(features, "x", ["p", "q"]) == {"p": 1.0}
+    assert knn_column(features, ["x", "p", "q"], 0, [1, 2]) == 1
     # a constant feature is left unscaled instead of dividing by zero (which would make every distance infinite)
     features = {"x": np.array([0.0, 5.0]), "p": np.array([3.0, 7.0]), "q": np.array([1.0, 7.0])}
-    assert knn_picks(features, "x", ["p", "q"]) == {"q": 1.0}
+    assert knn_column(features, ["x", "p", "q"], 0, [1, 2]) == 2
 
 
 @pytest.mark.parametrize("name", ["kmeans", "mlp", "moments"])
 def test_matcher_lodo_picks_the_nearest_other_dataset(name: str):
     fps = fingerprints({"A": "B", "C": "D"})
-    picks = matcher_picks(name, SMALL[name], fps, "A", batch_sizes=(8, 64), n_batches=5, seed=0)
-    assert picks == {8: {"B": 1.0}, 64: {"B": 1.0}}  # A's partner, although A itself was never seen
+    evidence = collect_evidence(PROBLEM, fps, name, SMALL[name], [8, 64], n_batches=5, seed=0, grouped=False)
+    for size in (8, 64):  # A's partner B is the best match, although A itself was never seen
+        assert {ranking[0][0] for ranking in evidence[size].rankings[0]} == {1}
+        assert all(len(ranking) == 3 for ranking in evidence[size].rankings[0])  # A is not among the known
 
 
 def test_matcher_methods_and_their_regrets():
     # fingerprint partners A<->B and C<->D differ from the meta-feature partners A<->C, B<->D
     fps = fingerprints({"A": "B", "C": "D"})
-    result = evaluate_recommender(MATRIX, SUMMARIES, fps, matchers=("kmeans", "mlp"), params=SMALL,
-                                  batch_sizes=(8, 64), n_batches=4, seed=1)
-    assert list(result.methods) == [*BASELINES, "kmeans@8", "kmeans@64", "mlp@8", "mlp@64"]
+    result = evaluate_recommender(DATA, SUMMARIES, fps, matchers=("kmeans", "mlp"), params=SMALL,
+                                  batch_sizes=(8, 64), n_batches=4, seed=1, policies=["incumbent"])
+    methods = ["incumbent/kmeans@8", "incumbent/kmeans@64", "incumbent/mlp@8", "incumbent/mlp@64"]
+    assert list(result.methods) == [*BASELINES, *methods]
     expected = {"A": 0.0, "B": 1.0, "C": 1 / 3, "D": 0.0}  # A gets B's .5, B gets A's .2, C gets D's .5, D gets C's .8
-    for method in ("kmeans@8", "kmeans@64", "mlp@8", "mlp@64"):
+    for method in methods:
         assert result.methods[method].regrets == pytest.approx(expected)
         assert result.beats_single_best(method) == 0.25  # A: .5 > .4; B loses, C and D tie
     assert result.settings["batch_sizes"] == [8, 64]
@@ -150,25 +167,27 @@ def test_matcher_methods_and_their_regrets():
 def test_refuses_a_portfolio_too_small_for_leave_one_out():
     small = PerformanceMatrix(configs=("A", "B"), datasets=("A", "B"), scores=np.eye(2))
     with pytest.raises(ConfigError, match="at least 3 known datasets"):
-        evaluate_recommender(small, SUMMARIES, matchers=())
+        evaluate_recommender(PerformanceData(matrix=small), SUMMARIES, matchers=())
 
 
-def test_refuses_rows_that_are_not_the_datasets_incumbents():
-    odd = PerformanceMatrix(configs=("x", "y", "z", "w"), datasets=NAMES, scores=SCORES)
-    with pytest.raises(ConfigError, match="one incumbent row per known dataset"):
-        evaluate_recommender(odd, SUMMARIES, matchers=())
+def test_a_rectangular_matrix_of_candidates_that_are_no_incumbent():
+    odd = PerformanceMatrix(configs=("x", "y", "z"), datasets=NAMES, scores=SCORES[:3])
+    cands = [Candidate(id=c, configuration={}, source="space_filling") for c in odd.configs]
+    result = evaluate_recommender(PerformanceData(matrix=odd), SUMMARIES, matchers=(), candidates=cands)
+    # nothing is hidden with the held-out dataset: the oracle may pick any row, e.g. x (.9) on A
+    assert result.methods["oracle"].picks["A"] == {"x": 1.0} and result.methods["oracle"].regrets["A"] == 0.0
 
 
 def test_refuses_an_unknown_matcher_and_missing_inputs():
     with pytest.raises(UnknownMatcherError, match="bogus"):
-        evaluate_recommender(MATRIX, SUMMARIES, fingerprints({"A": "B", "C": "D"}), matchers=("bogus",))
+        evaluate_recommender(DATA, SUMMARIES, fingerprints({"A": "B", "C": "D"}), matchers=("bogus",))
     with pytest.raises(ConfigError, match="fingerprints"):
-        evaluate_recommender(MATRIX, SUMMARIES, None, matchers=("mlp",))
+        evaluate_recommender(DATA, SUMMARIES, None, matchers=("mlp",))
     with pytest.raises(ConfigError, match="summary"):
-        evaluate_recommender(MATRIX, {k: v for k, v in SUMMARIES.items() if k != "D"}, matchers=())
+        evaluate_recommender(DATA, {k: v for k, v in SUMMARIES.items() if k != "D"}, matchers=())
 
 
 def test_plot_regret_writes_a_png(tmp_path):
-    result = evaluate_recommender(MATRIX, SUMMARIES, matchers=())
+    result = evaluate_recommender(DATA, SUMMARIES, matchers=())
     path = plot_regret(result, tmp_path / "sub" / "regret.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -25,7 +25,8 @@ def test_rebuild_with_an_image_and_a_video_dataset(tmp_path):
                               pretrained=("none",))
     opts = RebuildOptions(collection=col, out=tmp_path / "portfolio", scenario=scenario, n_workers=1,
                           fingerprint_backbone="resnet18", fingerprint_weights="random", fingerprint_resolution=32,
-                          n_samples=16, matchers=("mlp",), base_config={"input_size": 16, "head_width": 16})
+                          n_samples=16, matchers=("mlp",), base_config={"input_size": 16, "head_width": 16},
+                          include_default=False)
     loaded = load_portfolio(rebuild(opts))
     entries = {e.dataset: e for e in loaded.portfolio.entries}
     assert entries["clips"].summary["modality"] == "video" and entries["tinted"].summary["modality"] == "image"
