@@ -70,7 +70,10 @@ class Problem:
         if len(m.datasets) < MIN_DATASETS or len(m.configs) < 2:
             raise ConfigError("datasets", len(m.datasets),
                               f"leave-one-out needs at least {MIN_DATASETS} known datasets and 2 candidates")
-        scores, _ = data.scores_at(time_budget)
+        try:
+            scores, _ = data.scores_at(time_budget)
+        except ValueError as exc:
+            raise ConfigError("time_budget", time_budget, str(exc)) from None
         if candidates is None:
             tuned = {i: m.datasets.index(c) for i, c in enumerate(m.configs) if c in m.datasets}
         else:

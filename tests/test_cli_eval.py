@@ -15,6 +15,7 @@ from metafeatures.errors import ArtifactError
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
 from metarec.commands.portfolio import PORTFOLIO_DIR_ENV
+from portfolio import evaluation
 from portfolio.evaluation import BASELINES
 from tests.fixtures.cli import fails, run_json
 from tests.fixtures.factories import make_image_folder
@@ -49,9 +50,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_cli_defaults_are_the_library_defaults_and_the_parser_does_not_load_torch():
     from metarec.commands import eval as eval_cmd
-    from portfolio import evaluation
+    from metarec.commands import portfolio as portfolio_cmd
+    from portfolio.policies import POLICIES
 
     assert eval_cmd.DEFAULT_MATCHERS == evaluation.DEFAULT_MATCHERS
+    assert eval_cmd.DEFAULT_POLICIES == evaluation.DEFAULT_POLICIES
+    assert portfolio_cmd.POLICY_CHOICES == POLICIES
     assert eval_cmd.DEFAULT_BATCH_SIZES == evaluation.DEFAULT_BATCH_SIZES
     code = "import sys; from metarec.cli import get_args_parser; get_args_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -69,7 +73,9 @@ def test_eval_recommender_json_contract_from_a_collection_then_from_the_cache(wo
                                                                              capsys: pytest.CaptureFixture[str]):
     first = run_json(capsys, recommender_argv(world, tmp_path / "a", "--collection", str(world["data"])))
     methods = first["methods"]
-    assert set(methods) == {*BASELINES, "kmeans@4", "kmeans@8", "mlp@4", "mlp@8"}
+    assert set(methods) == {*BASELINES, *(f"{p}/{m}@{b}" for p in ("incumbent", "neighbors", "reduced")
+                                          for m in ("kmeans", "mlp") for b in (4, 8))}
+    assert first["grouped"] is False and first["settings"]["policies"] == list(evaluation.DEFAULT_POLICIES)
     for method in methods.values():
         assert {"mean_regret", "beats_single_best", "per_dataset"} <= set(method)
         assert set(method["per_dataset"]) == set(NAMES)
@@ -86,6 +92,12 @@ def test_eval_recommender_json_contract_from_a_collection_then_from_the_cache(wo
     # the fingerprints are cached now (keyed by the portfolio's content hashes): no collection needed any more
     second = run_json(capsys, recommender_argv(world, tmp_path / "b"))
     assert second["methods"] == methods
+    # policies and time budgets are chosen on the command line; an unknown policy fails before any work
+    third = run_json(capsys, recommender_argv(world, tmp_path / "c", "--policies", "incumbent,single_best"))
+    assert set(third["methods"]) == {*BASELINES, *(f"incumbent/{m}@{b}" for m in ("kmeans", "mlp") for b in (4, 8))}
+    assert "policy" in fails(capsys, recommender_argv(world, tmp_path / "d", "--policies", "nearest"))
+    err = fails(capsys, recommender_argv(world, tmp_path / "e", "--time-budgets", "60"))
+    assert "no learning curves" in err  # the fixture portfolio stores scores only
 
 
 def test_eval_recommender_without_cache_or_collection_says_what_to_pass(world: dict, tmp_path: Path,

@@ -106,7 +106,7 @@ def test_recommend_json_contract_and_top_neighbour(world: dict, capsys: pytest.C
         assert key in out
     assert out["best_match"] == name == out["neighbors"][0]["dataset"]
     assert out["configuration"] == INCUMBENTS[NAMES.index(name)].to_dict()
-    assert len(out["neighbors"]) == 3 and set(out["neighbors"][0]) == {"dataset", "score"}
+    assert len(out["neighbors"]) == 3 and set(out["neighbors"][0]) == {"dataset", "score", "distance"}
     scores = [n["score"] for n in out["neighbors"]]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0)
     assert out["matcher"] == "mlp" and out["fingerprint_spec"] == world["spec"].to_dict()

@@ -137,6 +137,9 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     if len(loaded.portfolio.datasets) < MIN_DATASETS:  # too small for leave-one-out: fail before fingerprinting
         raise ConfigError("datasets", len(loaded.portfolio.datasets),
                           f"leave-one-out needs a portfolio of at least {MIN_DATASETS} known datasets")
+    if args.time_budgets and not loaded.performance.has_curves:
+        raise ConfigError("time_budgets", args.time_budgets, f"portfolio {loaded.version} stores no learning curves, "
+                          f"so it can only be scored at its own T = {loaded.performance.time_budget:g} s")
     if args.n_samples is None:
         args.n_samples = int(loaded.portfolio.provenance.get("fingerprint_sampling", {}).get("n_samples", 512))
     params = {m: loaded.matchers[m].get_params() for m in args.matchers if m in loaded.matchers}
