@@ -14,6 +14,7 @@ def default_portfolio_dir() -> Path:
     env = os.environ.get(PORTFOLIO_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    from importlib.resources import files
+    import portfolios  # the package that carries the shipped portfolios as data
 
-    return Path(str(files("portfolios") / "demo"))
+    base = portfolios.__file__ and Path(portfolios.__file__).parent  # None if an old editable install sees a
+    return (base or Path(next(iter(portfolios.__path__)))) / "demo"  # namespace package: its directory then

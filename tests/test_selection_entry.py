@@ -16,6 +16,7 @@ from tests.fixtures.cli import fails, run_json
 from tests.fixtures.live import LiveServer, service_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+PATHS = {"digits": "digits.npz", "noise": "noise"}
 
 
 def noise_folder(root: Path, n: int = 24, size: int = 48) -> Path:
@@ -64,10 +65,10 @@ def _same(a: dict, b: dict) -> None:
 def test_cli_python_and_rest_agree_and_novelty_tells_known_from_noise(server, root, capsys, monkeypatch):
     monkeypatch.setenv("METAREC_CACHE_DIR", str(root / ".cache-cli"))
     for name in ("digits", "noise"):
-        cli = run_json(capsys, ["recommend", str(root / name), "--time-budget", "5", "--top-k", "3", "--json",
+        cli = run_json(capsys, ["recommend", str(root / PATHS[name]), "--time-budget", "5", "--top-k", "3", "--json",
                                 "--quiet"])
-        api = metarec.recommend(root / name, time_budget_s=5, top_k=3).model_dump(mode="json")
-        rest = _rest(server, name, time_budget_s=5, top_k=3)
+        api = metarec.recommend(root / PATHS[name], time_budget_s=5, top_k=3).model_dump(mode="json")
+        rest = _rest(server, PATHS[name], time_budget_s=5, top_k=3)
         _same(cli, api)
         _same(cli, rest)
         assert len(cli["candidates"]) == 3 and all(c["cost"]["params"] > 0 for c in cli["candidates"])
@@ -81,7 +82,7 @@ def test_cli_python_and_rest_agree_and_novelty_tells_known_from_noise(server, ro
 
 def test_rest_refuses_bad_selection_fields_and_names_them(server):
     with server.client() as c:
-        ds = c.post("/v1/datasets", json={"path": "digits"}).json()["id"]
+        ds = c.post("/v1/datasets", json={"path": "digits.npz"}).json()["id"]
         for fields, field in (({"policy": "bogus"}, "policy"), ({"time_budget_s": -1}, "time_budget_s"),
                               ({"time_budget_s": 1e9}, "time_budget_s"), ({"max_latency_ms": "fast"}, "max_latency_ms"),
                               ({"max_params": 0}, "max_params"), ({"top_k": 101}, "top_k")):
@@ -96,7 +97,7 @@ def test_rest_refuses_bad_selection_fields_and_names_them(server):
 
 def test_a_job_from_a_recommendation_runs_for_its_time_budget(server):
     with server.client() as c:
-        ds = c.post("/v1/datasets", json={"path": "digits"}).json()["id"]
+        ds = c.post("/v1/datasets", json={"path": "digits.npz"}).json()["id"]
         rec = c.post("/v1/recommendations", json={"dataset_id": ds, "time_budget_s": 7}).json()
         job = c.post("/v1/jobs", json={"dataset_id": ds, "recommendation_id": rec["id"]})
         assert job.status_code == 202, job.text
@@ -108,9 +109,9 @@ def test_a_job_from_a_recommendation_runs_for_its_time_budget(server):
 
 
 def test_cli_and_python_refuse_bad_fields(root, capsys):
-    err = fails(capsys, ["recommend", str(root / "digits"), "--time-budget", "-3"])
+    err = fails(capsys, ["recommend", str(root / "digits.npz"), "--time-budget", "-3"])
     assert "time_budget_s" in err
     with pytest.raises(ConfigError, match="max_latency_ms"):
-        metarec.recommend(root / "digits", max_latency_ms="fast")
+        metarec.recommend(root / "digits.npz", max_latency_ms="fast")
     with pytest.raises(ConfigError, match="policy"):
-        metarec.recommend(root / "digits", policy="bogus")
+        metarec.recommend(root / "digits.npz", policy="bogus")

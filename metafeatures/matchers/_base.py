@@ -62,12 +62,15 @@ def seed_from(random_state: Any) -> int:
 
 
 def _centroids(X: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class mean fingerprints and the pooled within-class standard deviation per feature (floored)."""
+    """Per-class mean and variance of every feature (variances floored so a constant feature stays finite)."""
     centroids = np.stack([X[y == c].mean(axis=0) for c in range(n_classes)])
-    resid = X - centroids[y]
-    spread = np.sqrt((resid**2).mean(axis=0))
-    floor = max(float(np.median(spread)) * 1e-3, 1e-9)  # a constant feature must not divide by zero
-    return centroids, np.maximum(spread, floor)
+    variances = np.stack([X[y == c].var(axis=0) for c in range(n_classes)])
+    return centroids, np.maximum(variances, _var_floor(variances))
+
+
+def _var_floor(variances: np.ndarray) -> float:
+    """The smallest variance a feature is given: a thousandth of the median one."""
+    return max(float(np.median(variances)) * 1e-3, 1e-12)
 
 
 class BaseMatcher(BaseEstimator):
@@ -134,7 +137,7 @@ class BaseMatcher(BaseEstimator):
         self.scaler_mean_ = mean
         self.scaler_scale_ = scale
         self._fit(self._standardize(X), y_idx.astype(np.int64), len(classes))
-        self.centroids_, self.spread_ = _centroids(X, y_idx, len(classes))
+        self.centroids_, self.class_var_ = _centroids(X, y_idx, len(classes))
         self.classes_ = classes
         return self
 
@@ -147,7 +150,7 @@ class BaseMatcher(BaseEstimator):
     # ------------------------------------------------------------------ fitted-ness
     def __sklearn_is_fitted__(self) -> bool:
         """Tell scikit-learn's ``check_is_fitted`` whether ``fit`` has completed."""
-        attrs = ("classes_", "n_features_in_", "scaler_mean_", "centroids_", "spread_", *self._fitted_attrs)
+        attrs = ("classes_", "n_features_in_", "scaler_mean_", "centroids_", "class_var_", *self._fitted_attrs)
         return all(hasattr(self, a) for a in attrs)
 
     def _check_fitted(self) -> None:
@@ -185,10 +188,11 @@ class BaseMatcher(BaseEstimator):
     def distance(self, batch: Any) -> np.ndarray:
         """Absolute distance of a batch to every known dataset (order of ``classes_``), whatever the matcher.
 
-        ``rank`` scores always sum to 1, so they cannot say "none of these"; this can. It is the RMS over
-        features of the gap between the batch's mean fingerprint and each dataset's mean, in units of the
-        pooled within-dataset standard deviation (0 = same centre; a batch of n from a known dataset sits
-        near sqrt(1/n) from its own). Novelty is calibrated on it (:mod:`portfolio.novelty`).
+        ``rank`` scores always sum to 1, so they cannot say "none of these"; this can. It is the Bhattacharyya
+        distance between the batch and each dataset, each seen as a Gaussian with independent features,
+        averaged over features: 0 for the same mean and spread, growing with the gap between the means (in
+        units of the two spreads) and with the ratio of the spreads. A single fingerprint has no spread of its
+        own and is compared by its mean alone. Novelty is calibrated on it (:mod:`portfolio.novelty`).
         """
         self._check_fitted()
         if not hasattr(batch, "shape"):
@@ -196,8 +200,12 @@ class BaseMatcher(BaseEstimator):
         if getattr(batch, "ndim", 2) == 1:
             batch = np.asarray(batch).reshape(1, -1)
         X = _validate_data(self, batch, dtype=np.float64, reset=False)
-        gap = (X.mean(axis=0) - self.centroids_) / self.spread_
-        return np.sqrt((gap**2).mean(axis=1))
+        mean, var = X.mean(axis=0), self.class_var_
+        if len(X) < 2:
+            return (0.125 * (mean - self.centroids_) ** 2 / var).mean(axis=1)
+        own = np.maximum(X.var(axis=0), _var_floor(var))[None, :]
+        spread_term = 0.25 * np.log(0.25 * (own / var + var / own + 2.0))
+        return (spread_term + 0.25 * (mean - self.centroids_) ** 2 / (own + var)).mean(axis=1)
 
     # ------------------------------------------------------------------ persistence hooks
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -208,7 +216,7 @@ class BaseMatcher(BaseEstimator):
             "n_features_in_": int(self.n_features_in_),
             "standardized": self.scaler_mean_ is not None,
         }
-        arrays: dict[str, np.ndarray] = {"centroids": self.centroids_, "spread": self.spread_}
+        arrays: dict[str, np.ndarray] = {"centroids": self.centroids_, "class_var": self.class_var_}
         if self.scaler_mean_ is not None:
             arrays["scaler_mean"] = self.scaler_mean_
             arrays["scaler_scale"] = self.scaler_scale_
@@ -230,12 +238,13 @@ class BaseMatcher(BaseEstimator):
         else:
             mean = scale = None
         centroids = np.asarray(arrays["centroids"], dtype=np.float64)
-        spread = np.asarray(arrays["spread"], dtype=np.float64)
-        if centroids.shape != (len(classes), n_features) or spread.shape != (n_features,) or (spread <= 0).any():
+        class_var = np.asarray(arrays["class_var"], dtype=np.float64)
+        shape = (len(classes), n_features)
+        if centroids.shape != shape or class_var.shape != shape or (class_var <= 0).any():
             raise ValueError("centroid arrays do not match classes_ and n_features_in_")
         self.classes_ = classes
         self.n_features_in_ = n_features
         self.scaler_mean_ = mean
         self.scaler_scale_ = scale
         self.centroids_ = centroids
-        self.spread_ = spread
+        self.class_var_ = class_var
