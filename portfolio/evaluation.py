@@ -290,11 +290,14 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                          policies: Sequence[str] = DEFAULT_POLICIES, candidates: Sequence[Candidate] | None = None,
                          reduced: Sequence[str] = (), groups: Mapping[str, str] | None = None, grouped: bool = False,
                          time_budget: float | None = None, novelty_threshold: float | None = None,
-                         on_progress: Progress | None = None) -> RecommenderEval:
+                         on_progress: Progress | None = None,
+                         evidence_cache: dict[str, dict[int, Evidence]] | None = None) -> RecommenderEval:
     """Hold out every known dataset (or its group) in turn; score the baselines and each policy × matcher × batch.
 
     The ``neighbors`` policy's k and weighting are chosen, for each held-out dataset, by the same
     leave-one-out on the *other* datasets only (nested), so its numbers are not tuned on the answer.
+    The matchers' rankings do not depend on the time budget: pass the same ``evidence_cache`` dict to
+    evaluations at several budgets and the matchers are refitted once.
     """
     for p in policies:
         check_policy(p)
@@ -327,8 +330,14 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
     chosen: dict[str, dict[str, Any]] = {}
     novelty: dict[str, Any] = {}
     for name in matchers:
-        evidence = collect_evidence(problem, fingerprints or {}, name, (params or {}).get(name, {}), batch_sizes,
-                                    n_batches, seed, grouped, on_progress)
+        key = f"{name}|{grouped}|{list(batch_sizes)}|{n_batches}|{seed}"
+        if evidence_cache is not None and key in evidence_cache:
+            evidence = evidence_cache[key]
+        else:
+            evidence = collect_evidence(problem, fingerprints or {}, name, (params or {}).get(name, {}), batch_sizes,
+                                        n_batches, seed, grouped, on_progress)
+            if evidence_cache is not None:
+                evidence_cache[key] = evidence
         for size in batch_sizes:
             ev = evidence[size]
             nested = {}  # per held-out dataset: k and weighting chosen on the other datasets only

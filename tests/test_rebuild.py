@@ -51,6 +51,22 @@ def test_rebuild_resume_and_recommend(tmp_path):
     features = fpr.fingerprint(ds, content_hash(ds), n_samples=24).features
     rec = Recommender(load_portfolio(path), matcher="mlp").recommend(features)
     assert rec.best_match == "tinted" and rec.configuration["backbone"] == "lenet"
+    loaded = load_portfolio(path)
+    assert loaded.performance.has_curves and all(c.cost is not None for c in loaded.candidates)
+    assert loaded.selection.novelty is None  # two known datasets are too few to calibrate by leave-one-out
+
+    # `metarec portfolio update`: the same known datasets and incumbents plus the seed-000 default, every cell
+    # with its curve, into a new version; a second update reads every cell back
+    from offline_search.update import update_portfolio
+
+    messages.clear()
+    new = load_portfolio(update_portfolio(path, tmp_path / "pf2", collection=col, on_progress=messages.append))
+    assert [c.id for c in new.candidates] == ["noise", "tinted", "seed000_default"]
+    assert new.matrix.shape == (3, 2) and new.portfolio.provenance["updated_from"] == loaded.version
+    assert len([m for m in messages if m.startswith("cell ")]) == 6
+    messages.clear()
+    update_portfolio(path, tmp_path / "pf2", collection=col, on_progress=messages.append)
+    assert not [m for m in messages if m.startswith("cell ")]
 
 
 @pytest.mark.timeout(600)

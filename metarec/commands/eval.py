@@ -150,7 +150,8 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     budgets: list[float | None] = list(args.time_budgets) if args.time_budgets else [None]
     kind = "group" if args.grouped else "dataset"
     results = {}
-    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers) * len(budgets), desc="refit matchers",
+    cache: dict[str, Any] = {}  # the matchers' rankings, shared by every time budget
+    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers), desc="refit matchers",
               unit="fit", disable=not show_progress(args)) as bar:
 
         begun: list[str] = []
@@ -168,7 +169,7 @@ def cmd_recommender(args: argparse.Namespace) -> int:
                 seed=args.seed, policies=args.policies, candidates=loaded.candidates,
                 reduced=loaded.portfolio.reduced_portfolio, groups=groups, grouped=args.grouped, time_budget=budget,
                 novelty_threshold=loaded.selection.novelty.threshold if loaded.selection.novelty else None,
-                on_progress=step if show_progress(args) else say)
+                on_progress=step if show_progress(args) else say, evidence_cache=cache)
         bar.update(bar.total - bar.n)
     result = results[budgets[0]]
     plot = plot_regret(result, args.out_dir / "regret.png",
