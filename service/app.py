@@ -19,7 +19,7 @@ from service.errors import install_handlers
 from service.limits import ENVELOPE, BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.portfolio_state import PortfolioState, published_portfolio
-from service.routes import datasets, health, jobs, portfolio, recommendations
+from service.routes import datasets, figures, health, jobs, portfolio, recommendations, web
 from service.settings import Settings
 
 log = logging.getLogger("metarec.service")
@@ -88,6 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + ENVELOPE)
-    for module in (health, datasets, recommendations, jobs, portfolio):
+    for module in (health, datasets, recommendations, jobs, portfolio, figures, web):
         app.include_router(module.router)
     return app

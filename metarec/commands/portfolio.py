@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarec.commands._common import emit_json, note, show_progress
+from metarec.commands.portfolio_figures import figure_listing, figure_paths
 
 if TYPE_CHECKING:
     from portfolio.artifact import LoadedPortfolio
@@ -94,7 +95,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     loaded = open_portfolio(args.directory)
     p = loaded.portfolio
     if args.json:
-        emit_json({"directory": str(loaded.directory), **p.model_dump(mode="json")})
+        emit_json({"directory": str(loaded.directory), **p.model_dump(mode="json"),
+                   "figures": figure_paths(loaded.directory)})
         return 0
     spec = p.fingerprint_spec
     print(f"portfolio {p.version} ({loaded.directory})")
@@ -106,6 +108,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"reduced portfolio ({len(p.reduced_portfolio)}): {', '.join(p.reduced_portfolio)}")
     curve = [(str(s.size), s.added, f"{s.score:.4f}", f"{s.min:.4f}", f"{s.mean:.4f}") for s in p.curve()]
     print(_table(("size", "added", "score", "min", "mean"), curve))
+    print(figure_listing(loaded.directory))
     return 0
 
 
