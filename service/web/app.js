@@ -260,15 +260,16 @@ function renderRecommendation(r) {
   if (r.novelty !== undefined) pairs.push(["novelty", el("span", { id: "rec-novelty" }, fmt(r.novelty, 3), " ", bar(r.novelty))]);
   if (fallback) pairs.push(["fallback", fallback.used ? `used: ${fallback.reason || ""}` : "not used"]);
   if (r.restricted_to_reduced) pairs.push(["restricted to", "the reduced portfolio"]);
-  parts.push(el("dl", { class: "facts" }, ...pairs.filter(([, v]) => v !== undefined)
-    .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")])));
-  parts.push(el("h3", {}, "Configuration"), el("table", { id: "rec-configuration", class: "kv" },
+  const summary = el("div", {}, el("h3", {}, "Summary"), el("dl", { class: "facts" }, ...pairs
+    .filter(([, v]) => v !== undefined).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")])));
+  const configuration = el("div", {}, el("h3", {}, "Configuration"), el("table", { id: "rec-configuration", class: "kv" },
     el("tbody", {}, ...Object.entries(r.configuration || {}).map(([k, v]) =>
       el("tr", {}, el("th", {}, k), el("td", { class: "mono" }, typeof v === "object" ? JSON.stringify(v) : v))))));
-  parts.push(el("h3", {}, "Neighbours"), el("table", { id: "rec-neighbors" },
+  const neighbours = el("div", {}, el("h3", {}, "Neighbours"), el("table", { id: "rec-neighbors" },
     el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "known dataset"), el("th", {}, "score"), el("th", {}, ""))),
     el("tbody", {}, ...(r.neighbors || []).map((n, i) => el("tr", {}, el("td", { class: "num" }, i + 1),
       el("td", {}, n.dataset), el("td", { class: "num" }, fmt(n.score, 4)), el("td", {}, bar(n.score)))))));
+  parts.push(el("div", { class: "columns3" }, summary, neighbours, configuration));
   if (Array.isArray(r.candidates)) {
     parts.push(el("h3", {}, "Candidates"), el("table", { id: "rec-candidates" },
       el("thead", {}, el("tr", {}, ...["#", "configuration", "source", "predicted score", "cost", "extrapolated"]
