@@ -86,8 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.state.settings = settings
     install_handlers(app)
+    for module in (figures, web):  # the portfolio's figures and the web page at /
+        app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + ENVELOPE)
-    for module in (health, datasets, recommendations, jobs, portfolio, figures, web):
+    for module in (health, datasets, recommendations, jobs, portfolio):
         app.include_router(module.router)
     return app
