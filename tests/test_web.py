@@ -218,6 +218,7 @@ def test_a_launched_job_curve_grows_while_it_runs(driver: Any, server: LiveServe
     job_id = by_id(driver, "job-id").text
     assert rows(driver, f"#job-table tr[data-id='{job_id}']")
     by_id(driver, "job-cancel").click()  # the rest of the run is not needed: stop it from the page
+    wait(driver, lambda d: not by_id(d, "job-cancel").is_displayed(), 30, "the page shows the cancel request")
     with server.client() as c:
         job = c.get(f"/v1/jobs/{job_id}").json()
     assert job["cancel_requested"] or job["status"] in ("cancelled", "succeeded"), job["status"]

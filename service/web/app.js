@@ -371,10 +371,11 @@ function renderJob(job) {
     ["progress", pct(job.progress)], ["curve points", String(curve.length)],
     ["last NAUC / accuracy", last ? `${fmt(last.nauc)} / ${fmt(last.accuracy)}` : null],
     ["ALC", fmt(job.alc, 4)], ["device", job.device], ["attempts", String(job.attempts)],
+    ["cancel", job.cancel_requested ? "requested: the run stops at its next step" : undefined],
     ["error", job.error || undefined],
   ]);
   drawCurve($("job-curve"), curve, params.budget_s);
-  $("job-cancel").hidden = !ACTIVE.has(job.status);
+  $("job-cancel").hidden = !ACTIVE.has(job.status) || job.cancel_requested;
   const links = [];
   if (job.kind === "finetune" && job.status === "succeeded") {
     links.push(el("button", { type: "button", onclick: () => download(`v1/jobs/${job.id}/model`, `${job.id}-model.pt`) },
