@@ -426,8 +426,8 @@ function drawCurve(target, curve, budget) {
     }
     for (const p of curve) nodes.push(svg("circle", { class: `pt ${cls}`, cx: x(p.t), cy: y(p[key]), r: 3.5 }));
   }
-  nodes.push(svg("text", { x: L + 8, y: T + 14, class: "legend nauc" }, "NAUC"),
-    svg("text", { x: L + 60, y: T + 14, class: "legend accuracy" }, "accuracy"),
+  nodes.push(svg("text", { x: L, y: H - 4, class: "legend nauc" }, "● NAUC"),
+    svg("text", { x: L + 64, y: H - 4, class: "legend accuracy" }, "● accuracy"),
     svg("text", { x: W - R, y: H - 4, "text-anchor": "end", class: "muted" }, "seconds since start"));
   if (!curve.length) nodes.push(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no points yet"));
   target.replaceChildren(...nodes);
