@@ -7,6 +7,7 @@ Every wait is explicit (a condition polled by WebDriverWait), never a sleep.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,40 @@ def test_a_recommendation_made_through_the_page_shows_its_neighbours(driver: Any
         same = c.post("/v1/recommendations", json={"dataset_id": dataset_id, "top_k": 4}).json()
     assert shown == [n["dataset"] for n in same["neighbors"]]  # the page shows what the API answers
     assert rows(driver, "#rec-configuration tbody tr") and by_id(driver, "ft-submit").is_enabled()
+    if "candidates" in same:  # the selection layer's response (issue 11)
+        assert len(rows(driver, "#rec-candidates tbody tr")) == len(same["candidates"])
+
+
+# The selection layer's fields (issue 11), in the shape of its RecommendationOut; the page must show them when a
+# response has them and leave them out when it has not (test_a_recommendation_... checks the live response).
+SELECTION_FIELDS = {
+    "policy": "neighbors", "time_budget_s": 120.0, "novelty": 0.83,
+    "fallback": {"used": True, "reason": "novel: nearest known dataset at distance 3.1 > threshold 2.0"},
+    "candidates": [
+        {"id": "hues", "dataset": "hues", "configuration": {"backbone": "mobilenet_v2", "lr": 0.00123},
+         "predicted_score": 0.7123, "source": "incumbent", "extrapolated": False,
+         "cost": {"params": 2_230_000, "flops": 310_000_000, "latency_ms": 4.2, "device": "cpu"}},
+        {"id": "default-0", "configuration": {"backbone": "resnet18"}, "predicted_score": 0.65, "source": "default",
+         "extrapolated": True, "cost": None},
+    ],
+}
+
+
+def test_selection_fields_are_shown_when_present_and_left_out_when_absent(driver: Any) -> None:
+    if not js(driver, "return !!state.recommendation"):
+        pytest.skip("needs the recommendation made by the previous test")
+    js(driver, f"renderRecommendation(Object.assign({{}}, state.recommendation, {json.dumps(SELECTION_FIELDS)}))")
+    table = [r.text for r in rows(driver, "#rec-candidates tbody tr")]
+    assert len(table) == 2 and "2.23 M params · 0.31 GFLOPs · 4.2 ms/image" in table[0] and "no" in table[0]
+    assert "0.7123" in table[0] and "incumbent" in table[0] and table[1].endswith("yes")
+    assert by_id(driver, "rec-novelty").text.startswith("0.830")
+    assert "distance 3.1 > threshold 2.0" in by_id(driver, "rec-fallback").text
+    assert "neighbors" in by_id(driver, "rec-result").text and "120 s" in by_id(driver, "rec-result").text
+    js(driver, "renderRecommendation(state.recommendation)")  # the live response again: nothing invented
+    live = js(driver, "return state.recommendation")
+    assert bool(rows(driver, "#rec-candidates")) == ("candidates" in live)
+    assert bool(rows(driver, "#rec-novelty")) == ("novelty" in live)
+    assert bool(rows(driver, "#rec-fallback")) == bool((live.get("fallback") or {}).get("used"))
 
 
 def test_a_launched_job_curve_grows_while_it_runs(driver: Any, server: LiveServer) -> None:

@@ -128,7 +128,7 @@ async function unlock(key) {
   $("key-forget").hidden = false;
   $("app").hidden = false;
   $("who").textContent = "key accepted";
-  await Promise.all([loadDatasets(), loadJobs()]).catch(report);
+  await Promise.all([loadDatasets(), loadJobs(), loadCapabilities()]).catch(report);
 }
 
 // ------------------------------------------------------------------------------------------ portfolio
@@ -241,6 +241,17 @@ function configCell(config) {
     .map((k) => `${k}=${isNum(c[k]) && !Number.isInteger(c[k]) ? c[k].toPrecision(3) : c[k]}`).join(" · "));
 }
 
+// a candidate's cost: the selection layer's {params, flops, latency_ms, device} object, a plain number, or nothing
+function costText(cost) {
+  if (isNum(cost)) return fmt(cost, 2);
+  if (!cost || typeof cost !== "object") return "—";
+  const parts = [];
+  if (isNum(cost.params)) parts.push(`${(cost.params / 1e6).toFixed(2)} M params`);
+  if (isNum(cost.flops)) parts.push(`${(cost.flops / 1e9).toFixed(2)} GFLOPs`);
+  if (isNum(cost.latency_ms)) parts.push(`${cost.latency_ms.toFixed(1)} ms/image`);
+  return parts.join(" · ") || "—";
+}
+
 function bar(value) {
   return el("meter", { min: 0, max: 1, value: isNum(value) ? Math.max(0, Math.min(1, value)) : 0 });
 }
@@ -265,21 +276,44 @@ function renderRecommendation(r) {
   const configuration = el("div", {}, el("h3", {}, "Configuration"), el("table", { id: "rec-configuration", class: "kv" },
     el("tbody", {}, ...Object.entries(r.configuration || {}).map(([k, v]) =>
       el("tr", {}, el("th", {}, k), el("td", { class: "mono" }, typeof v === "object" ? JSON.stringify(v) : v))))));
+  const withDistance = (r.neighbors || []).some((n) => isNum(n.distance));
   const neighbours = el("div", {}, el("h3", {}, "Neighbours"), el("table", { id: "rec-neighbors" },
-    el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "known dataset"), el("th", {}, "score"), el("th", {}, ""))),
+    el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "known dataset"), el("th", {}, "score"), el("th", {}, ""),
+      withDistance ? el("th", {}, "distance") : null)),
     el("tbody", {}, ...(r.neighbors || []).map((n, i) => el("tr", {}, el("td", { class: "num" }, i + 1),
-      el("td", {}, n.dataset), el("td", { class: "num" }, fmt(n.score, 4)), el("td", {}, bar(n.score)))))));
+      el("td", {}, n.dataset), el("td", { class: "num" }, fmt(n.score, 4)), el("td", {}, bar(n.score)),
+      withDistance ? el("td", { class: "num" }, fmt(n.distance, 3)) : null)))));
   parts.push(el("div", { class: "columns3" }, summary, neighbours, configuration));
   if (Array.isArray(r.candidates)) {
-    parts.push(el("h3", {}, "Candidates"), el("table", { id: "rec-candidates" },
-      el("thead", {}, el("tr", {}, ...["#", "configuration", "source", "predicted score", "cost", "extrapolated"]
-        .map((h) => el("th", {}, h)))),
+    const head = ["#", "candidate", "configuration", "source", "predicted score", "cost", "extrapolated"];
+    parts.push(el("h3", {}, `Candidates (${r.candidates.length})`), el("table", { id: "rec-candidates" },
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
       el("tbody", {}, ...r.candidates.map((c, i) => el("tr", {}, el("td", { class: "num" }, i + 1),
+        el("td", {}, [c.id, c.dataset ? `(${c.dataset})` : null].filter(Boolean).join(" ") || "—"),
         configCell(c.configuration), el("td", {}, c.source ?? "—"), el("td", { class: "num" }, fmt(c.predicted_score, 4)),
-        el("td", { class: "num" }, isNum(c.cost) ? fmt(c.cost, 2) : (c.cost ?? "—")),
-        el("td", {}, c.extrapolated === undefined ? "—" : (c.extrapolated ? "yes" : "no")))))));
+        el("td", { class: "num", title: c.cost && c.cost.device ? `measured on ${c.cost.device}` : null },
+          costText(c.cost)),
+        el("td", {}, typeof c.extrapolated === "boolean" ? (c.extrapolated ? "yes" : "no") : "—"))))));
   }
   $("rec-result").replaceChildren(...parts);
+}
+
+// Which recommendation options this server takes (its public OpenAPI document): policy and time budget
+// appear only where the request schema has them.
+async function loadCapabilities() {
+  let props = {};
+  let schemas = {};
+  try {
+    const doc = await (await fetch("openapi.json", { cache: "no-store" })).json();
+    schemas = doc.components?.schemas || {};
+    props = schemas.RecommendationRequest?.properties || {};
+  } catch (_) { /* an older or unreachable document: the basic form only */ }
+  const resolve = (s) => (s && s.$ref ? schemas[s.$ref.split("/").pop()] || {} : s || {});
+  const choices = [props.policy, ...(props.policy?.anyOf || [])].map(resolve).flatMap((s) => s.enum || []);
+  $("rec-policy").replaceChildren(el("option", { value: "" }, "portfolio default"),
+    ...choices.map((c) => el("option", { value: c }, c)));
+  $("rec-policy-field").hidden = !choices.length;
+  $("rec-budget-field").hidden = !props.time_budget_s;
 }
 
 async function recommend(event) {
@@ -292,9 +326,12 @@ async function recommend(event) {
     const body = { dataset_id: $("rec-dataset").value, top_k: Number($("rec-topk").value) || 5,
       reduced: $("rec-reduced").checked };
     if ($("rec-matcher").value) body.matcher = $("rec-matcher").value;
+    if (!$("rec-policy-field").hidden && $("rec-policy").value) body.policy = $("rec-policy").value;
+    if (!$("rec-budget-field").hidden && $("rec-budget").value) body.time_budget_s = Number($("rec-budget").value);
     const r = await api("v1/recommendations", { method: "POST", json: body });
     state.recommendation = r;
     renderRecommendation(r);
+    if (isNum(r.time_budget_s)) $("ft-budget").value = String(r.time_budget_s);  // the budget it was ranked for
     $("ft-submit").disabled = !r.dataset_id;
     $("ft-what").textContent = `${r.configuration?.backbone ?? "?"} from ${r.incumbent_of ?? "?"} on ${r.dataset_id}`;
   } catch (error) {
