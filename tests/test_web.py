@@ -19,7 +19,7 @@ from portfolio.defaults import default_portfolio_dir
 from portfolio.figure_files import portfolio_figures
 from tests.fixtures.browser import console_errors, make_driver, skip_reason
 from tests.fixtures.factories import make_image_folder
-from tests.fixtures.live import USER_KEY, LiveServer, service_env, start_worker
+from tests.fixtures.live import REPO, USER_KEY, LiveServer, service_env, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 WAIT_S = 60  # generous upper bounds: each wait returns as soon as its condition holds
@@ -144,6 +144,19 @@ def test_the_shell_is_self_contained(server: LiveServer) -> None:
             assert "https://" not in asset.text
         assert "https://" not in page.text and "http://" not in page.text
         assert c.get("/web/index.html").status_code == 404 and c.get("/web/..%2Fapp.py").status_code == 404
+
+
+def test_every_web_file_is_packaged() -> None:
+    """A non-editable install (the Docker image) ships service/web: pyproject's package-data covers each file."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")
+    from service.routes.web import ASSETS, WEB_DIR
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["service"]
+    files = sorted(p.relative_to(WEB_DIR.parent).as_posix() for p in WEB_DIR.iterdir())
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
+    assert {f"web/{name}" for name in [*ASSETS, "index.html"]} == set(files)  # nothing unserved, nothing missing
 
 
 # ------------------------------------------------------------------------------------------ the page
