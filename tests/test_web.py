@@ -173,6 +173,9 @@ def test_without_a_key_nothing_is_shown(driver: Any, server: LiveServer) -> None
     assert js(driver, "return document.querySelectorAll('#figures img, #entries tbody tr, "
                       "#dataset-table tbody tr, #job-table tbody tr').length") == 0
     assert by_id(driver, "portfolio-version").text == ""
+    enter_key(driver, "clé-non-latin-ключ")  # cannot even be sent as a header: refused the same way
+    wait(driver, lambda d: "Could not use this key" in by_id(d, "message").text, what="the unusable key is refused")
+    assert not by_id(driver, "app").is_displayed() and js(driver, "return sessionStorage.length") == 0
 
 
 def test_a_key_shows_the_portfolio_and_its_heatmap(driver: Any, server: LiveServer) -> None:

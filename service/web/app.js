@@ -103,7 +103,9 @@ function lock(reason) {
   for (const url of state.blobUrls) URL.revokeObjectURL(url);
   Object.assign(state, { portfolio: null, datasets: [], recommendation: null, jobId: null, blobUrls: [] });
   for (const id of ["figures", "reduced-portfolio", "portfolio-facts", "provenance", "rec-result", "dataset-detail",
-    "job-facts", "job-links", "job-curve", "portfolio-version", "who"]) $(id).replaceChildren();
+    "job-facts", "job-links", "job-curve", "job-id", "job-status", "portfolio-version", "who"]) $(id).replaceChildren();
+  $("ft-submit").disabled = true;
+  $("ft-what").textContent = "make a recommendation first";
   for (const table of ["entries", "dataset-table", "job-table"]) $(table).tBodies[0].replaceChildren();
   $("rec-dataset").replaceChildren();
   $("job-detail").hidden = true;
@@ -120,7 +122,11 @@ async function unlock(key) {
   try {
     await loadPortfolio();  // the first call also checks the key
   } catch (error) {
-    report(error);
+    if (!(error instanceof ApiError)) {  // not an answer from the API: a key that cannot be sent, no connection
+      lock(`Could not use this key: ${error.message || error}`);
+      return;
+    }
+    report(error);  // e.g. 503 while no portfolio is loaded: datasets and jobs still work
     if (!state.key) return;
   }
   $("locked").hidden = true;
