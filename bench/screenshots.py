@@ -1,8 +1,8 @@
 """Screenshots of the web page (and ``/docs``) for ``docs/service.md``, in the headless Chromium the tests use.
 
 Starts a real server and a CPU worker on a temporary data root with the demo datasets, then, through the page:
-the locked page, the portfolio, a registered dataset with its report, a recommendation, and a fine-tune whose
-learning curve is drawn while it runs (captured when it has finished).
+the locked page, the portfolio, a registered dataset with its report, a recommendation, and a fine-tune (of the
+recommendation for ``hues``) whose learning curve is drawn while it runs (captured when it has finished).
 
     .venv/bin/python bench/screenshots.py [--out docs/figures] [--budget 20]
 """
@@ -27,6 +27,7 @@ from tests.fixtures.live import USER_KEY, LiveServer, service_env, start_worker 
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "surface_defects"  # a demo dataset the demo portfolio does not know
+JOB_DATASET = "hues"
 
 
 def until(driver: Any, condition: Any, timeout: float = 120.0) -> Any:
@@ -77,6 +78,14 @@ def run(driver: Any, server: LiveServer, out: Path, budget: float) -> None:
     by_id("rec-submit").click()
     until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rec-neighbors tbody tr"))
     shoot(driver, "recommendation", out / "web_recommendation.png")
+    # the job: a dataset whose recommendation learns visibly within the budget (on surface_defects it stays flat)
+    by_id("register-path").clear()
+    by_id("register-path").send_keys(f"demo/{JOB_DATASET}")
+    by_id("register-submit").click()
+    until(driver, lambda d: by_id("rec-dataset").find_element(By.CSS_SELECTOR, "option:checked").text
+          .startswith(JOB_DATASET))
+    by_id("rec-submit").click()
+    until(driver, lambda d: JOB_DATASET in by_id("ft-what").text)
     budget_input = by_id("ft-budget")
     budget_input.clear()
     budget_input.send_keys(f"{budget:g}")

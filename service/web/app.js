@@ -339,7 +339,9 @@ async function recommend(event) {
     renderRecommendation(r);
     if (isNum(r.time_budget_s)) $("ft-budget").value = String(r.time_budget_s);  // the budget it was ranked for
     $("ft-submit").disabled = !r.dataset_id;
-    $("ft-what").textContent = `${r.configuration?.backbone ?? "?"} from ${r.incumbent_of ?? "?"} on ${r.dataset_id}`;
+    const dataset = state.datasets.find((d) => d.id === r.dataset_id);
+    $("ft-what").textContent = `${r.configuration?.backbone ?? "?"} (the configuration of ${r.incumbent_of ?? "?"}) ` +
+      `on ${dataset ? dataset.name : r.dataset_id}`;
   } catch (error) {
     $("rec-result").replaceChildren();
     report(error);
