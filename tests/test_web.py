@@ -159,6 +159,14 @@ def test_every_web_file_is_packaged() -> None:
     assert {f"web/{name}" for name in [*ASSETS, "index.html"]} == set(files)  # nothing unserved, nothing missing
 
 
+def test_browser_tests_say_why_they_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.fixtures.browser as browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    reason = browser.skip_reason()
+    assert reason is not None and "apt-get install -y chromium chromium-driver" in reason
+
+
 # ------------------------------------------------------------------------------------------ the page
 
 
