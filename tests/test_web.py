@@ -36,10 +36,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(root: Path) -> Iterator[LiveServer]:
-    """The API and one CPU worker; the worker starts right away so its start-up overlaps the first tests."""
-    srv = LiveServer(root, service_env(root)).start()
+    """The API and one CPU worker, started together (SQLite's IMMEDIATE transactions serialise their schema setup),
+    so the worker's start-up overlaps the server's and the first tests."""
+    srv = LiveServer(root, service_env(root))
     worker = start_worker(root, srv.env)
     try:
+        srv.start()
         yield srv
     finally:
         if worker.poll() is None:
