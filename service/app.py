@@ -19,7 +19,7 @@ from service.errors import install_handlers
 from service.limits import ENVELOPE, BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.portfolio_state import PortfolioState, published_portfolio
-from service.routes import datasets, health, jobs, portfolio, recommendations
+from service.routes import datasets, figures, health, jobs, portfolio, recommendations, web
 from service.settings import Settings
 
 log = logging.getLogger("metarec.service")
@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.state.settings = settings
     install_handlers(app)
+    for module in (figures, web):  # the portfolio's figures and the web page at /
+        app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + ENVELOPE)
     for module in (health, datasets, recommendations, jobs, portfolio):

@@ -27,10 +27,12 @@ ROUTES = [
     ("GET", "/v1/jobs/job_x/model", None, False),
     ("GET", "/v1/jobs/job_x/curve.png", None, False),
     ("GET", "/v1/portfolio", None, False),
+    ("GET", "/v1/portfolio/figures", None, False),
+    ("GET", "/v1/portfolio/figures/{name}", None, False),
     ("POST", "/v1/portfolio/reload", {"path": "nope"}, True),
     ("POST", "/v1/portfolio/rebuild", {"collection_path": "nope"}, True),
 ]
-PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"]
+PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/", "/web/app.js"]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarec.commands._common import emit_json, note, show_progress
+from metarec.commands.portfolio_figures import figure_listing, figure_paths
 
 if TYPE_CHECKING:
     from portfolio.artifact import LoadedPortfolio
@@ -120,7 +121,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                      "n_items": e.summary.get("n_items"), "modality": e.summary.get("modality", "image")}
                     for e in p.entries]
         emit_json({"directory": str(loaded.directory), **p.model_dump(mode="json"), "datasets": datasets,
-                   "figures": figure_paths(loaded)})
+                   "figures": figure_paths(loaded.directory)})
         return 0
     spec = p.fingerprint_spec
     print(f"portfolio {p.version} ({loaded.directory})")
@@ -141,14 +142,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"selection: default policy {sel.default_policy} ({sel.reason})")
     if sel.novelty is not None:
         print(f"novelty: fallback to the single best above {sel.novelty.threshold}")
-    for name, path in figure_paths(loaded).items():
-        print(f"figure {name}: {path}")
+    print(figure_listing(loaded.directory))
     return 0
-
-
-def figure_paths(loaded: LoadedPortfolio) -> dict[str, str]:
-    """The portfolio's figures (PNG files in its directory) by name, as paths."""
-    return {f.stem: str(f) for f in sorted(loaded.directory.glob("*.png"))}
 
 
 def cmd_update(args: argparse.Namespace) -> int:
