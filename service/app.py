@@ -10,17 +10,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
 from metarec import __version__
 from service import queue
 from service.context import AppContext
-from service.db import make_engine, session_factory
+from service.db import DatasetRow, make_engine, session_factory
 from service.errors import install_handlers
 from service.limits import ENVELOPE, BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.portfolio_state import PortfolioState, published_portfolio
 from service.routes import datasets, health, jobs, portfolio, recommendations
 from service.settings import Settings
+from service.uploads import remove_orphans
 
 log = logging.getLogger("metarec.service")
 SYNC_PERIOD_S = 2.0
@@ -31,7 +34,8 @@ def build_context(settings: Settings) -> AppContext:
     import torch
 
     torch.set_num_threads(settings.fingerprint_threads)
-    factory = session_factory(make_engine(settings.db_url))
+    factory = session_factory(make_engine(settings.db_url, wait_s=settings.db_wait_s))
+    _clean_uploads(settings, factory)
     state = PortfolioState(settings.fingerprint_threads, settings.max_recommend_images)
     published = published_portfolio(factory)
     try:
@@ -43,6 +47,13 @@ def build_context(settings: Settings) -> AppContext:
                       pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="metarec-api"),
                       decode_pool=ThreadPoolExecutor(max_workers=settings.fingerprint_threads,
                                                      thread_name_prefix="metarec-decode"))
+
+
+def _clean_uploads(settings: Settings, factory: sessionmaker) -> None:
+    """Remove partial archives and extractions a killed API process left behind (registered uploads stay)."""
+    with factory() as session:
+        registered = set(session.scalars(select(DatasetRow.id).where(DatasetRow.source == "upload")))
+    remove_orphans(settings.uploads_dir, registered)
 
 
 async def _housekeeping(ctx: AppContext) -> None:
@@ -85,9 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Authenticate with `Authorization: Bearer <API key>`.")
     app.state.ctx = ctx
     app.state.settings = settings
+    app.state.scrub = ctx.public
     install_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + ENVELOPE)
+    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_bytes,
+                       upload_limit=settings.max_upload_bytes + ENVELOPE)
     for module in (health, datasets, recommendations, jobs, portfolio):
         app.include_router(module.router)
     return app

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.orm import sessionmaker
 
 from service.errors import APIError
 from service.metrics import Metrics
+from service.paths import public
 from service.portfolio_state import PortfolioState, Served
 from service.settings import Settings
 
@@ -24,6 +27,14 @@ class AppContext:
     metrics: Metrics
     pool: ThreadPoolExecutor
     decode_pool: ThreadPoolExecutor
+
+    def public(self, value: Any) -> Any:
+        """``value`` as a client may see it: server paths relative to the data root (see ``service.paths``)."""
+        served = self.portfolio.served
+        others: tuple[Path, ...] = (self.settings.resolved_portfolio_dir().resolve(),)
+        if served is not None:
+            others = (*others, served.portfolio.directory.resolve())
+        return public(value, self.settings.root, others)
 
     def served(self) -> Served:
         """The served portfolio, or 503 while none is loaded."""

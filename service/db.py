@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import uuid
 from typing import Any
 
@@ -10,6 +12,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+log = logging.getLogger("metarec.service")
 SCHEMA_VERSION = 1
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 JOB_KINDS = ("finetune", "rebuild")
@@ -108,8 +111,32 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine and the tables; refuse a database written by an incompatible schema version."""
+def wait_for_database(engine: Engine, wait_s: float) -> None:
+    """Connect, retrying for up to ``wait_s`` seconds (a database container may still be starting); then a clear
+    error naming the host, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            with engine.connect():
+                return
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                from metafeatures.errors import ArtifactError
+
+                where = engine.url.render_as_string(hide_password=True)
+                raise ArtifactError(f"database {where} is not reachable (waited {wait_s:g} s, "
+                                    f"METAREC_DB_WAIT_S): {str(exc.orig).strip().splitlines()[0]}") from None
+            log.info("database not reachable yet, retrying in %.1f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def make_engine(url: str, wait_s: float = 0.0) -> Engine:
+    """Create the engine and the tables (waiting up to ``wait_s`` for the server); refuse a database written by an
+    incompatible schema version."""
     from sqlalchemy import select
 
     if url.startswith("sqlite"):
@@ -118,6 +145,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    wait_for_database(engine, wait_s)
     Base.metadata.create_all(engine)
     factory = sessionmaker(engine)
     with factory.begin() as session:

@@ -11,12 +11,38 @@ from metafeatures.summary import DatasetSummary
 from portfolio.recommender import Neighbor
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+MAX_OFFSET = 1_000_000_000  # list pages: far below the 64-bit integers SQLite and PostgreSQL can bind
+
+
+def _refuse_surrogates(value: Any, depth: int = 0) -> None:
+    """Raise on a string (anywhere inside ``value``) holding a lone surrogate: it is not Unicode, and paths,
+    databases and JSON encoders fail on it far from the request."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (a lone surrogate such as \\ud800 is not)") from None
+    elif depth < 64 and isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_surrogates(k, depth + 1)
+            _refuse_surrogates(v, depth + 1)
+    elif depth < 64 and isinstance(value, (list, tuple)):
+        for v in value:
+            _refuse_surrogates(v, depth + 1)
 
 
 class _In(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored, and strings
+    that are not valid Unicode."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """Every string of the body must encode as UTF-8."""
+        _refuse_surrogates(data)
+        return data
 
 
 class DatasetRegister(_In):

@@ -41,7 +41,7 @@ class Worker:
         self.settings = settings
         self.device = resolve_device(device)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{self.device}"
-        self.factory = factory or session_factory(make_engine(settings.db_url))
+        self.factory = factory or session_factory(make_engine(settings.db_url, wait_s=settings.db_wait_s))
         self.stopping = threading.Event()
 
     def run(self, once: bool = False) -> int:

@@ -57,7 +57,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
          f"database {settings.db_url.split('@')[-1]}")
     if settings.api_key == DEV_USER_KEY:
         note(f"development user key: {DEV_USER_KEY}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # h11, not httptools: h11 caps the request line + headers (httptools reads headers of any size, so one
+    # 64 MiB header without a key could stall the server); an oversized header is answered 400 and dropped.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, http="h11",
+                h11_max_incomplete_event_size=settings.max_header_bytes)
     return 0
 
 
