@@ -17,6 +17,7 @@ from metarec import __version__
 from service import queue
 from service.context import AppContext
 from service.db import DatasetRow, make_engine, session_factory
+from service.docs import install_docs
 from service.errors import install_handlers
 from service.limits import ENVELOPE, BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if ctx.portfolio.served is not None:
                 ctx.portfolio.served.batcher.close()
 
-    app = FastAPI(title="metarec", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="metarec", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Recommends a pretrained backbone and fine-tuning hyperparameters for a new image "
                               "dataset by matching its fingerprint to known datasets, and fine-tunes it on request. "
                               "Authenticate with `Authorization: Bearer <API key>`.")
@@ -103,4 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        upload_limit=settings.max_upload_bytes + ENVELOPE)
     for module in (health, datasets, recommendations, jobs, portfolio):
         app.include_router(module.router)
+    install_docs(app)
     return app

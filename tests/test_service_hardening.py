@@ -244,3 +244,21 @@ def test_rebuild_scenario_is_bounded(server, scenario):
                 make_image_folder(root / name, {"a": 3, "b": 3}, size=(8, 8))
         r = admin.post("/v1/portfolio/rebuild", json={"collection_path": "coll", "scenario": scenario})
     envelope(r, 422, "invalid_configuration")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_assets_served_by_metarec(server, page):
+    """/docs and /redoc must render without internet: every script, style and icon comes from this server."""
+    with server.client(None) as c:
+        r = c.get(page)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", r.text)
+        refs += re.findall(r"""url:\s*["']([^"']+)["']""", r.text)
+        assert refs and "http://" not in r.text and "https://" not in r.text, r.text
+        for ref in refs:
+            assert ref.startswith("/") and not ref.startswith("//"), ref
+            asset = c.get(ref)
+            assert asset.status_code == 200 and len(asset.content) > 1000, (ref, asset.status_code)
+        scripts = [ref for ref in refs if ref.endswith(".js")]
+        assert scripts and all(c.get(s).headers["content-type"].split(";")[0] in
+                               ("text/javascript", "application/javascript") for s in scripts)
