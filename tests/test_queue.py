@@ -157,3 +157,26 @@ def test_the_api_serves_from_postgresql(pg_url, tmp_path):
         server.stop()
     factory = session_factory(make_engine(pg_url))
     assert queue.claim(factory, "w", "cpu").id == job.json()["id"]  # the job is in PostgreSQL, claimable
+
+
+def test_an_unreachable_database_is_waited_for_then_refused_clearly():
+    """The API and workers retry their first connection for METAREC_DB_WAIT_S (a database container may still be
+    starting), then fail with one line naming the database, never a traceback."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    start = time.monotonic()
+    with pytest.raises(ArtifactError, match=rf"127.0.0.1:{port}/x is not reachable \(waited 1\.5 s"):
+        make_engine(f"postgresql+psycopg2://u:secret@127.0.0.1:{port}/x", wait_s=1.5)
+    assert 1.0 <= time.monotonic() - start < 10
+
+
+def test_the_database_wait_ends_as_soon_as_the_server_answers(pg_url):
+    import time
+
+    start = time.monotonic()
+    make_engine(pg_url, wait_s=30).dispose()
+    assert time.monotonic() - start < 5
