@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -38,9 +37,9 @@ def build_context(settings: Settings) -> AppContext:
     factory = session_factory(make_engine(settings.db_url, wait_s=settings.db_wait_s))
     _clean_uploads(settings, factory)
     state = PortfolioState(settings.fingerprint_threads, settings.max_recommend_images)
-    published = published_portfolio(factory)
+    published = published_portfolio(factory, settings.root)
     try:
-        state.load(settings.resolved_portfolio_dir() if published is None else Path(published))
+        state.load(settings.resolved_portfolio_dir() if published is None else published)
     except Exception as exc:  # the API still starts: /readyz says why it is not ready
         state.last_error = str(exc)
         log.error("no portfolio loaded: %s", exc)
@@ -65,7 +64,7 @@ async def _housekeeping(ctx: AppContext) -> None:
         await asyncio.sleep(SYNC_PERIOD_S)
         ticks += 1
         try:
-            await loop.run_in_executor(ctx.pool, ctx.portfolio.sync, ctx.factory)
+            await loop.run_in_executor(ctx.pool, ctx.portfolio.sync, ctx.factory, ctx.settings.root)
             if ticks * SYNC_PERIOD_S >= ctx.settings.stale_after_s / 2:
                 ticks = 0
                 await loop.run_in_executor(ctx.pool, queue.requeue_stale, ctx.factory, ctx.settings.stale_after_s,

@@ -11,6 +11,9 @@ from metafeatures.summary import DatasetSummary
 from portfolio.recommender import Neighbor
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobNeeds = Literal["any", "cpu", "cuda"]
+_NEEDS_DOC = "the device the job must run on: `cuda` (a GPU worker), `cpu` (a CPU worker) or `any`"
+_PRIORITY_DOC = "workers take higher priorities first, then older jobs"
 MAX_OFFSET = 1_000_000_000  # list pages: far below the 64-bit integers SQLite and PostgreSQL can bind
 
 
@@ -102,6 +105,8 @@ class JobCreate(_In):
     recommendation_id: str | None = Field(default=None, min_length=1, max_length=64)
     configuration: dict[str, Any] | None = None
     budget_s: float = Field(gt=0, description="wall-clock budget of the run in seconds")
+    needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
+    priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)
 
     @model_validator(mode="after")
     def _one_source(self) -> JobCreate:
@@ -125,7 +130,9 @@ class JobOut(BaseModel):
     """A job's state; ``learning_curve`` grows while it runs, ``alc`` is set when it succeeds."""
 
     id: str
-    kind: Literal["finetune", "rebuild"]
+    kind: str = Field(description="finetune | rebuild")
+    needs: JobNeeds
+    priority: int
     status: JobStatus
     dataset_id: str | None
     recommendation_id: str | None
@@ -184,3 +191,5 @@ class RebuildRequest(_In):
     n_samples: int = Field(default=256, ge=8, le=100_000)
     base_config: dict[str, Any] = Field(default_factory=dict, description="fixed FinetuneConfig fields")
     matchers: list[Literal["kmeans", "mlp", "moments"]] = Field(default=["kmeans", "mlp", "moments"], min_length=1)
+    needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
+    priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)

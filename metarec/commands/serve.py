@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--device", default=None,
                    help="cpu | cuda:N | auto; default: one worker per entry of METAREC_DEVICES (default auto)")
     w.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    w.add_argument("--kinds", default=None, help="comma-separated job kinds to take (default: all: finetune,rebuild)")
     w.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     w.set_defaults(func=cmd_worker)
 
@@ -72,10 +73,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("hpbandster").setLevel(max(logging.WARNING, logging.getLogger().level))
     devices = [args.device] if args.device else list(settings.devices)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
     if len(devices) == 1:
-        serve_worker(settings, devices[0], once=args.once)
+        serve_worker(settings, devices[0], once=args.once, kinds=kinds)
         return 0
-    cmd = [sys.executable, "-m", "metarec.cli", "worker", "--log-level", args.log_level]
+    cmd = [sys.executable, "-m", "metarec.cli", "worker", "--log-level", args.log_level,
+           *(["--kinds", args.kinds] if args.kinds else [])]
     children = [subprocess.Popen([*cmd, "--device", d, *(["--once"] if args.once else [])]) for d in devices]
     note(f"started {len(children)} workers: {', '.join(devices)}")
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
@@ -16,6 +16,7 @@ from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, JobRow, RecommendationRow
 from service.errors import APIError, from_metarec, not_found
+from service.jobs import relative_to_root
 from service.schemas import MAX_OFFSET, JobCreate, JobList, JobOut, JobStatus
 from service.uploads import resolve_inside
 
@@ -24,7 +25,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(requi
 
 def job_out(row: JobRow, ctx: AppContext) -> JobOut:
     """Row → response body (server paths shown relative to the data root)."""
-    return JobOut(id=row.id, kind=row.kind, status=row.status, dataset_id=row.dataset_id,  # type: ignore[arg-type]
+    return JobOut(id=row.id, kind=row.kind, needs=row.needs, priority=row.priority,  # type: ignore[arg-type]
+                  status=row.status, dataset_id=row.dataset_id,  # type: ignore[arg-type]
                   recommendation_id=row.recommendation_id, params=ctx.public(row.params), progress=row.progress,
                   learning_curve=row.curve or [], alc=row.alc, error=ctx.public(row.error), device=row.device,
                   worker_id=row.worker_id, attempts=row.attempts, cancel_requested=row.cancel_requested,
@@ -62,17 +64,24 @@ def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
     if ds is None:
         raise not_found("dataset", body.dataset_id)
     config = _configuration(ctx, body)
-    params = {"configuration": config, "budget_s": body.budget_s, "dataset_path": ds.path, "dataset_name": ds.name}
-    return job_out(queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id), ctx)
+    params = {"configuration": config, "budget_s": body.budget_s, "dataset_name": ds.name,
+              "dataset_path": relative_to_root(Path(ds.path), ctx.settings.root)}
+    job = queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id, needs=body.needs,
+                        priority=body.priority)
+    return job_out(job, ctx)
 
 
 @router.get("", response_model=JobList)
-def list_jobs(status: JobStatus | None = Query(default=None), limit: int = Query(default=100, ge=1, le=1000),
+def list_jobs(status: JobStatus | None = Query(default=None),
+              kind: Literal["finetune", "rebuild"] | None = Query(default=None),
+              limit: int = Query(default=100, ge=1, le=1000),
               offset: int = Query(default=0, ge=0, le=MAX_OFFSET), ctx: AppContext = Depends(get_ctx)) -> JobList:
-    """Jobs, newest first, optionally only those with one status, a page at a time (``limit``, ``offset``)."""
+    """Jobs, newest first, optionally only one status or kind, a page at a time (``limit``, ``offset``)."""
     query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
     if status is not None:
         query = query.where(JobRow.status == status)
+    if kind is not None:
+        query = query.where(JobRow.kind == kind)
     with ctx.factory() as session:
         rows = session.scalars(query).all()
     return JobList(items=[job_out(r, ctx) for r in rows], count=len(rows))
