@@ -180,3 +180,83 @@ def test_the_database_wait_ends_as_soon_as_the_server_answers(pg_url):
     start = time.monotonic()
     make_engine(pg_url, wait_s=30).dispose()
     assert time.monotonic() - start < 5
+
+
+# ---- job kinds, device needs and priorities (issue 14 §3) -------------------------------------------------
+
+
+def test_workers_claim_only_jobs_their_device_satisfies(factory):
+    cuda = queue.enqueue(factory, "finetune", {}, needs="cuda").id
+    cpu = queue.enqueue(factory, "finetune", {}, needs="cpu").id
+    anywhere = queue.enqueue(factory, "finetune", {}, needs="any").id
+    assert queue.claim(factory, "c", "cpu").id == cpu
+    assert queue.claim(factory, "c", "cpu").id == anywhere
+    assert queue.claim(factory, "c", "cpu") is None  # a CPU worker never takes the job that asked for a GPU
+    assert queue.claim(factory, "g", "cuda:1").id == cuda
+    gpu_only = queue.enqueue(factory, "finetune", {}, needs="cpu").id
+    assert queue.claim(factory, "g", "cuda:0") is None  # nor a GPU worker one that asked for the CPU
+    assert queue.claim(factory, "c", "cpu").id == gpu_only
+
+
+def test_higher_priority_first_then_oldest(factory):
+    low = queue.enqueue(factory, "finetune", {}, priority=-5).id
+    first = queue.enqueue(factory, "finetune", {}).id
+    second = queue.enqueue(factory, "finetune", {}).id
+    urgent = queue.enqueue(factory, "rebuild", {}, priority=50).id
+    assert [queue.claim(factory, "w", "cpu").id for _ in range(4)] == [urgent, first, second, low]
+
+
+def test_workers_claim_only_kinds_they_run(factory):
+    future = queue.enqueue(factory, "portfolio_update", {}, priority=99).id  # a kind a newer metarec adds
+    rebuild = queue.enqueue(factory, "rebuild", {}).id
+    finetune = queue.enqueue(factory, "finetune", {}).id
+    assert queue.claim(factory, "w", "cpu", kinds=("finetune",)).id == finetune
+    assert queue.claim(factory, "w", "cpu").id == rebuild  # default: the kinds this metarec runs
+    assert queue.claim(factory, "w", "cpu") is None
+    assert queue.claim(factory, "w", "cpu", kinds=("portfolio_update",)).id == future
+
+
+def test_concurrent_cpu_and_gpu_workers_each_take_only_their_jobs(factory):
+    needs = ["cpu", "cuda", "any"] * 8
+    ids = {queue.enqueue(factory, "finetune", {}, needs=n).id: n for n in needs}
+    taken: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def worker(device: str) -> None:
+        while (job := queue.claim(factory, f"w-{device}-{threading.get_ident()}", device)) is not None:
+            with lock:
+                taken.append((job.id, device))
+
+    threads = [threading.Thread(target=worker, args=(d,)) for d in ("cpu", "cpu", "cuda:0", "cuda:1")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(i for i, _ in taken) == sorted(ids)  # none twice, none lost
+    for job_id, device in taken:
+        assert ids[job_id] in queue.satisfies(device), (ids[job_id], device)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_queue(factory):
+    engine = factory.kw["bind"]
+    (job_id,) = _enqueue(factory, 1)
+    with engine.begin() as conn:  # what metarec 0.1 with schema version 1 left behind
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN needs")
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN priority")
+        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    migrated = session_factory(make_engine(str(engine.url.render_as_string(hide_password=False))))
+    with migrated() as s:
+        assert s.get(MetaRow, "schema_version").value == "2"
+        job = s.get(JobRow, job_id)
+    assert job.status == "queued" and job.needs == "any" and job.priority == 0
+    assert queue.claim(migrated, "w", "cpu").id == job_id
+    make_engine(str(engine.url.render_as_string(hide_password=False)))  # a second start: nothing to migrate
+
+
+def test_a_database_from_a_newer_metarec_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    factory = session_factory(make_engine(url))
+    with factory.begin() as s:
+        s.get(MetaRow, "schema_version").value = "7"
+    with pytest.raises(ArtifactError, match="schema version 7, this metarec uses 2; upgrade metarec"):
+        make_engine(url)
