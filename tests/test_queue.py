@@ -7,6 +7,7 @@ and ownership respected.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from pathlib import Path
 
@@ -140,23 +141,47 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_the_api_serves_from_postgresql(pg_url, tmp_path):
+def test_the_api_and_workers_on_several_hosts_share_one_postgresql_queue(pg_url, tmp_path):
+    """The API serves from PostgreSQL; two CPU workers as two "hosts" (separate processes, each with its own
+    mount of the shared data root at another path and its own cache) run the CPU and any-device jobs; the CUDA
+    job waits for a GPU worker; outputs come back to the API through the shared root."""
     from tests.fixtures.factories import make_image_folder
-    from tests.fixtures.live import LiveServer, service_env
+    from tests.fixtures.live import LiveServer, running_worker, service_env, wait_for
 
-    make_image_folder(tmp_path / "ds", {"a": 4, "b": 4})
-    server = LiveServer(tmp_path, service_env(tmp_path, database_url=pg_url)).start()
+    with session_factory(make_engine(pg_url)).begin() as s:
+        s.execute(update(JobRow).where(JobRow.status == "queued").values(status="cancelled"))
+    shared = tmp_path / "shared"
+    make_image_folder(shared / "ds", {"a": 6, "b": 6}, size=(16, 16))
+    server = LiveServer(shared, service_env(shared, database_url=pg_url)).start()
+    config = {"backbone": "lenet", "pretrained": "none", "input_size": 16, "head_width": 32, "batch_size": 8}
+    hosts = []
+    for name in ("host-b", "host-c"):
+        (tmp_path / name).mkdir()
+        os.symlink(shared, tmp_path / name / "mnt")  # the shared storage, mounted at another path
+        hosts.append(service_env(tmp_path / name / "mnt", database_url=pg_url,
+                                 cache_dir=tmp_path / name / "cache"))
     try:
         with server.client() as c:
             assert c.get("/readyz").json()["checks"]["database"] == "ok"
-            ds = c.post("/v1/datasets", json={"path": "ds"})
-            assert ds.status_code == 201, ds.text
-            job = c.post("/v1/jobs", json={"dataset_id": ds.json()["id"], "configuration": {}, "budget_s": 5})
-            assert job.status_code == 202 and c.get(f"/v1/jobs/{job.json()['id']}").json()["status"] == "queued"
+            r = c.post("/v1/datasets", json={"path": "ds"})
+            assert r.status_code == 201, r.text
+            ds = r.json()["id"]
+            jobs = {needs: c.post("/v1/jobs", json={"dataset_id": ds, "configuration": config, "budget_s": 2,
+                                                    "needs": needs, "priority": prio}).json()
+                    for needs, prio in (("cuda", 100), ("cpu", 0), ("any", 5))}
+            assert jobs["cpu"]["params"]["dataset_path"] == "ds" and jobs["cuda"]["needs"] == "cuda"
+            with running_worker(tmp_path / "host-b", hosts[0]), running_worker(tmp_path / "host-c", hosts[1]):
+                done = [wait_for(c, jobs[n]["id"], lambda j: j["status"] in ("succeeded", "failed"), 200)
+                        for n in ("cpu", "any")]
+                assert [d["status"] for d in done] == ["succeeded", "succeeded"], done
+                assert all(d["device"] == "cpu" for d in done)
+                waiting = c.get(f"/v1/jobs/{jobs['cuda']['id']}").json()
+                assert waiting["status"] == "queued" and waiting["attempts"] == 0  # no CPU worker took it
+            model = c.get(f"/v1/jobs/{jobs['any']['id']}/model")
+            assert model.status_code == 200 and len(model.content) > 1000  # written on a "host", served by the API
+            assert c.delete(f"/v1/jobs/{jobs['cuda']['id']}").json()["status"] == "cancelled"
     finally:
         server.stop()
-    factory = session_factory(make_engine(pg_url))
-    assert queue.claim(factory, "w", "cpu").id == job.json()["id"]  # the job is in PostgreSQL, claimable
 
 
 def test_an_unreachable_database_is_waited_for_then_refused_clearly():
