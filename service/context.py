@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,17 @@ class AppContext:
     pool: ThreadPoolExecutor
     decode_pool: ThreadPoolExecutor
 
+    @functools.cached_property
+    def _fixed_paths(self) -> tuple[Path, Path]:
+        """The data root and the configured portfolio directory, resolved once."""
+        return self.settings.root, self.settings.resolved_portfolio_dir().resolve()
+
     def public(self, value: Any) -> Any:
         """``value`` as a client may see it: server paths relative to the data root (see ``service.paths``)."""
+        root, configured = self._fixed_paths
         served = self.portfolio.served
-        others: tuple[Path, ...] = (self.settings.resolved_portfolio_dir().resolve(),)
-        if served is not None:
-            others = (*others, served.portfolio.directory.resolve())
-        return public(value, self.settings.root, others)
+        others = (configured,) if served is None else (configured, served.portfolio.directory)
+        return public(value, root, others)
 
     def served(self) -> Served:
         """The served portfolio, or 503 while none is loaded."""
