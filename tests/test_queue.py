@@ -285,3 +285,15 @@ def test_a_database_from_a_newer_metarec_is_refused(tmp_path):
         s.get(MetaRow, "schema_version").value = "7"
     with pytest.raises(ArtifactError, match="schema version 7, this metarec uses 2; upgrade metarec"):
         make_engine(url)
+
+
+def test_a_worker_refuses_kinds_it_cannot_run(tmp_path):
+    from metafeatures.errors import ConfigError
+    from service.settings import Settings
+    from service.worker import Worker
+
+    settings = Settings(data_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'w.sqlite'}")
+    assert Worker(settings, "cpu", kinds=("rebuild",)).kinds == ("rebuild",)
+    assert Worker(settings, "cpu").kinds == ("finetune", "rebuild")
+    with pytest.raises(ConfigError, match="portfolio_update"):
+        Worker(settings, "cpu", kinds=("finetune", "portfolio_update"))

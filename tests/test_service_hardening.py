@@ -138,7 +138,7 @@ def test_oversized_request_headers_are_cut_off(server):
     with server.client(None) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/healthz", headers={"X-Normal": "b" * 4000}).status_code == 200  # ordinary headers pass
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # the server is not stalled by the refused header
 
 
 def test_json_routes_have_the_small_json_limit(c, server, good_id):
