@@ -46,6 +46,12 @@ def _summarise(path: Path, name: str | None) -> dict[str, Any]:
         raise from_metarec(exc) from None
 
 
+def _checked_summary(root: Path, path: Path, name: str | None) -> dict[str, Any]:
+    """Refuse links out of the data root anywhere inside ``path`` (the reader follows them), then summarise."""
+    check_tree_inside(root, path)
+    return _summarise(path, name)
+
+
 def _store(factory: sessionmaker, source: str, path: Path, summary: dict[str, Any],
            ident: str) -> tuple[DatasetRow, bool]:
     """Insert the dataset, or return the existing row for the same path and content (idempotent)."""
@@ -114,8 +120,8 @@ async def register_dataset(request: Request, ctx: AppContext = Depends(get_ctx))
     else:
         body = DatasetRegister.model_validate_json(await json_body(request))
         path = resolve_inside(ctx.settings.root, body.path)
-        check_tree_inside(ctx.settings.root, path)
-        summary = await asyncio.get_running_loop().run_in_executor(ctx.pool, _summarise, path, body.name)
+        summary = await asyncio.get_running_loop().run_in_executor(ctx.pool, _checked_summary, ctx.settings.root,
+                                                                   path, body.name)
         row, created = _store(ctx.factory, "path", path, summary, new_id("ds"))
     from fastapi.responses import JSONResponse
 
