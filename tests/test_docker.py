@@ -123,6 +123,7 @@ def test_image_dependency_set_resolves_to_wheels_for_python_3_12(capsys):
         pytest.skip("package registry not reachable")
     assert rc == 0, out.err[-3000:]
     assert re.search(r"(\d+) packages .*, \1 wheels$", out.out.strip()), out.out[-500:]
+    assert re.search(r"^hpbandster .*-py3-none-any\.whl", out.out, re.M)
     assert re.search(r"^torch\s", out.out, re.M) and not re.search(r"^netifaces\s", out.out, re.M)
 
 
