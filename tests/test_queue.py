@@ -297,3 +297,26 @@ def test_a_worker_refuses_kinds_it_cannot_run(tmp_path):
     assert Worker(settings, "cpu").kinds == ("finetune", "rebuild")
     with pytest.raises(ConfigError, match="portfolio_update"):
         Worker(settings, "cpu", kinds=("finetune", "portfolio_update"))
+
+
+def test_cancelling_a_rebuild_job_stops_it_at_the_next_dataset_or_cell(tmp_path):
+    """A real worker and the real rebuild entry point: a cancel request lands at the next stage boundary (here
+    before the first dataset's BOHB run), the job ends `cancelled` with the stage named, and nothing ran."""
+    from service.settings import Settings
+    from service.worker import Worker
+    from tests.fixtures.factories import make_image_folder
+
+    for name in ("one", "two"):
+        make_image_folder(tmp_path / "col" / name, {"a": 3, "b": 3}, size=(8, 8))
+    settings = Settings(data_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'w.sqlite'}", heartbeat_s=0.2)
+    worker = Worker(settings, "cpu", worker_id="w")
+    params = {"collection_path": "col", "datasets": None, "n_workers": 1,
+              "scenario": {"n_iterations": 1, "min_budget": 1, "max_budget": 1, "backbones": ["lenet"]}}
+    job_id = queue.enqueue(worker.factory, "rebuild", params).id
+    job = queue.claim(worker.factory, "w", "cpu")
+    queue.cancel(worker.factory, job_id)  # requested while it is starting
+    worker.run_job(job)
+    with worker.factory() as s:
+        row = s.get(JobRow, job_id)
+    assert row.status == "cancelled" and "stopped during: BOHB on one" in row.error, row.error
+    assert not list((tmp_path / "jobs" / job_id).rglob("part-*"))  # no BOHB evaluation was started
