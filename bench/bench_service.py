@@ -4,7 +4,10 @@ Targets (service issue): ``POST /v1/recommendations`` with a 64-image upload has
 bare forward of the portfolio's fingerprint backbone on the same 64 images; 8 and 32 concurrent clients
 on loopback get 0 errors; throughput (images/s) and the server's peak RSS are reported.
 
-    .venv/bin/python bench/bench_service.py [--requests 40] [--seconds 20]
+    .venv/bin/python bench/bench_service.py [--requests 40] [--seconds 20] [--clients 1,8,32]
+
+Issue 14's load check: ``--clients 32 --seconds 60`` (32 clients recommending for 60 s: zero errors, the
+server's RSS sampled every second stays bounded).
 """
 
 from __future__ import annotations
@@ -105,11 +108,27 @@ def latency(server: LiveServer, body: tuple[bytes, str], bare: BareForward, n: i
     return times
 
 
-def load(server: LiveServer, body: tuple[bytes, str], clients: int, seconds: float) -> tuple[float, int, int]:
-    """``clients`` threads posting for ``seconds``: (images/s, requests, errors)."""
+def rss_mb(pid: int) -> float:
+    """The process's current resident set (VmRSS) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(server: LiveServer, body: tuple[bytes, str], clients: int, seconds: float,
+         rss: list[float] | None = None) -> tuple[float, int, int]:
+    """``clients`` threads posting for ``seconds``: (images/s, requests, errors); the server's RSS is appended to
+    ``rss`` once a second."""
     stop = time.monotonic() + seconds
     counts = {"ok": 0, "err": 0}
     lock = threading.Lock()
+
+    def sample() -> None:
+        while time.monotonic() < stop:
+            if rss is not None:
+                rss.append(rss_mb(server.proc.pid))  # type: ignore[union-attr]
+            time.sleep(1.0)
 
     def run() -> None:
         with server.client() as c:
@@ -121,7 +140,7 @@ def load(server: LiveServer, body: tuple[bytes, str], clients: int, seconds: flo
                 with lock:
                     counts["ok" if ok else "err"] += 1
 
-    threads = [threading.Thread(target=run) for _ in range(clients)]
+    threads = [threading.Thread(target=run) for _ in range(clients)] + [threading.Thread(target=sample)]
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -144,7 +163,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--clients", default="1,8,32", help="comma-separated numbers of concurrent clients")
     a = ap.parse_args()
+    client_counts = [int(n) for n in a.clients.split(",")]
     torch.set_num_threads(2)
     pngs = make_pngs(N_IMAGES)
     bare = BareForward(pngs)
@@ -154,11 +175,12 @@ def main() -> None:
             body = multipart(pngs)
             times = latency(server, body, bare, a.requests)
             rows = []
-            for n in (1, 8, 32):
+            for n in client_counts:
                 before = statistics.median(bare.forward() for _ in range(5))
-                ips, reqs, errs = load(server, body, n, a.seconds)
+                samples: list[float] = []
+                ips, reqs, errs = load(server, body, n, a.seconds, samples)
                 after = statistics.median(bare.forward() for _ in range(5))
-                rows.append((n, reqs, errs, ips, N_IMAGES / ((before + after) / 2)))
+                rows.append((n, reqs, errs, ips, N_IMAGES / ((before + after) / 2), samples))
             rss = peak_rss_mb(server.proc.pid)  # type: ignore[union-attr]
         finally:
             server.stop()
@@ -175,10 +197,13 @@ def main() -> None:
     print(f"| POST /v1/recommendations p99 | {p99 * 1000:.1f} ms | {p99 / forward:.2f}x |")
     print(f"| in-process decode+resize+forward | {decode_forward * 1000:.1f} ms | {decode_forward / forward:.2f}x |")
     print()
-    print("| clients | requests | errors | images/s | single-stream forward images/s (around the phase) | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for n, reqs, errs, ips, single in rows:
-        print(f"| {n} | {reqs} | {errs} | {ips:.0f} | {single:.0f} | {ips / single:.2f}x |")
+    print("| clients | seconds | requests | errors | images/s | single-stream forward images/s (around the phase) "
+          "| ratio | server RSS MiB: first 10 s max / last 10 s max |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, reqs, errs, ips, single, samples in rows:
+        early, late = max(samples[:10], default=float("nan")), max(samples[-10:], default=float("nan"))
+        print(f"| {n} | {a.seconds:g} | {reqs} | {errs} | {ips:.0f} | {single:.0f} | {ips / single:.2f}x "
+              f"| {early:.0f} / {late:.0f} |")
     print(f"\nserver peak RSS: {rss:.0f} MiB")
 
 

@@ -92,6 +92,13 @@ def _config_error(exc: ValidationError) -> ConfigError:
     return ConfigError(field, err.get("input"), problem)
 
 
+# Upper bounds: a configuration comes from users and the service; without them one request could make a worker
+# allocate without limit (a 1e12-wide head, a 1e12-pixel input).
+MAX_LAST_K = 64  # more blocks than any zoo backbone has
+MAX_HEAD_WIDTH = 8192
+MAX_EDGE = 1024  # input_size and max_edge, in pixels
+
+
 class FinetuneConfig(BaseModel):
     """Everything that decides one fine-tuning run: backbone, weights, strategy, optimiser, head, input size."""
 
@@ -104,16 +111,16 @@ class FinetuneConfig(BaseModel):
     backbone: str = "mobilenet_v2"
     pretrained: str = PRETRAINED_IMAGENET
     strategy: Literal["frozen", "last_k", "full"] = "full"
-    last_k: Annotated[int, Field(ge=1)] = 1
+    last_k: Annotated[int, Field(ge=1, le=MAX_LAST_K)] = 1
     optimizer: Literal["adam", "sgd"] = "adam"
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     head_layers: Annotated[int, Field(ge=1, le=3)] = 2
-    head_width: Annotated[int, Field(ge=8)] = 512
+    head_width: Annotated[int, Field(ge=8, le=MAX_HEAD_WIDTH)] = 512
     head_conv1x1: bool = False
-    input_size: Literal["adaptive"] | Annotated[int, Field(ge=8)] = "adaptive"
-    max_edge: Annotated[int, Field(ge=8)] = 128
+    input_size: Literal["adaptive"] | Annotated[int, Field(ge=8, le=MAX_EDGE)] = "adaptive"
+    max_edge: Annotated[int, Field(ge=8, le=MAX_EDGE)] = 128
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     video_head: Literal["temporal_conv", "average"] | None = None
     format_version: int = CONFIG_FORMAT_VERSION

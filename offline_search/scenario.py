@@ -19,6 +19,7 @@ SCENARIO_FORMAT_VERSION = 1
 SCENARIO_NAME = "scenario.json"
 BUDGET_KINDS = ("epochs", "seconds")
 SCORES = ("alc", "final_nauc")
+MAX_RUNS, MAX_ITERATIONS, MAX_BUDGET = 100, 1000, 86400.0  # bounds: a scenario may come from a service request
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,11 @@ class SearchScenario:
         object.__setattr__(self, "backbones", tuple(self.backbones))
         object.__setattr__(self, "pretrained", tuple(self.pretrained))
         checks = [
-            ("n_runs", self.n_runs >= 1, "must be at least 1"),
-            ("n_iterations", self.n_iterations >= 1, "must be at least 1"),
+            ("n_runs", 1 <= self.n_runs <= MAX_RUNS, f"must be between 1 and {MAX_RUNS}"),
+            ("n_iterations", 1 <= self.n_iterations <= MAX_ITERATIONS, f"must be between 1 and {MAX_ITERATIONS}"),
             ("min_budget", self.min_budget > 0, "must be positive"),
-            ("max_budget", self.max_budget >= self.min_budget, "must be at least min_budget"),
+            ("max_budget", self.min_budget <= self.max_budget <= MAX_BUDGET,
+             f"must be at least min_budget and at most {MAX_BUDGET:g}"),
             ("eta", self.eta > 1, "must be greater than 1"),
             ("budget_kind", self.budget_kind in BUDGET_KINDS, f"must be one of {BUDGET_KINDS}"),
             ("score", self.score in SCORES, f"must be one of {SCORES}"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import uuid
 from typing import Any
 
@@ -10,9 +12,11 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("metarec.service")
+SCHEMA_VERSION = 2  # 2: jobs.needs and jobs.priority (a version-1 database is migrated in place)
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KINDS = ("finetune", "rebuild")
+JOB_KINDS = ("finetune", "rebuild")  # what this metarec's workers run; a worker claims only kinds it knows
+JOB_NEEDS = ("any", "cpu", "cuda")  # the device a job asks for; a worker claims only jobs its device satisfies
 
 
 def utcnow() -> dt.datetime:
@@ -62,6 +66,8 @@ class JobRow(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="finetune")
+    needs: Mapped[str] = mapped_column(String(10), default="any", server_default="any")
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
     recommendation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -108,8 +114,32 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine and the tables; refuse a database written by an incompatible schema version."""
+def wait_for_database(engine: Engine, wait_s: float) -> None:
+    """Connect, retrying for up to ``wait_s`` seconds (a database container may still be starting); then a clear
+    error naming the host, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            with engine.connect():
+                return
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                from metafeatures.errors import ArtifactError
+
+                where = engine.url.render_as_string(hide_password=True)
+                raise ArtifactError(f"database {where} is not reachable (waited {wait_s:g} s, "
+                                    f"METAREC_DB_WAIT_S): {str(exc.orig).strip().splitlines()[0]}") from None
+            log.info("database not reachable yet, retrying in %.1f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def make_engine(url: str, wait_s: float = 0.0) -> Engine:
+    """Create the engine and the tables (waiting up to ``wait_s`` for the server); refuse a database written by an
+    incompatible schema version."""
     from sqlalchemy import select
 
     if url.startswith("sqlite"):
@@ -118,18 +148,60 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    wait_for_database(engine, wait_s)
+    version = _stored_version(engine)
+    if version is not None and version != SCHEMA_VERSION and version not in MIGRATIONS:
+        from metafeatures.errors import ArtifactError
+
+        newer = version > SCHEMA_VERSION
+        raise ArtifactError(f"database {engine.url.render_as_string(hide_password=True)!r} has schema version "
+                            f"{version}, this metarec uses {SCHEMA_VERSION}"
+                            + ("; upgrade metarec" if newer else "; point METAREC_DATABASE_URL at a new database"))
     Base.metadata.create_all(engine)
+    while version is not None and version != SCHEMA_VERSION:
+        version = MIGRATIONS[version](engine)
+        log.warning("database migrated to schema version %d", version)
     factory = sessionmaker(engine)
     with factory.begin() as session:
         row = session.scalars(select(MetaRow).where(MetaRow.key == "schema_version")).first()
         if row is None:
             session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif row.value != str(SCHEMA_VERSION):
-            from metafeatures.errors import ArtifactError
-
-            raise ArtifactError(f"database {engine.url!r} has schema version {row.value}, this metarec uses "
-                                f"{SCHEMA_VERSION}; point METAREC_DATABASE_URL at a new database")
     return engine
+
+
+def _stored_version(engine: Engine) -> int | None:
+    """The schema version recorded in ``meta`` (None for a new, empty database)."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(engine).has_table("meta"):
+        return None
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar()
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+def _migrate_1_to_2(engine: Engine) -> int:
+    """Version 1 → 2: every job gets ``needs = 'any'`` and ``priority = 0``; queued jobs stay queued.
+
+    The version is re-read under a lock (SQLite: the transaction is ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR
+    UPDATE``), so an API and a worker starting together migrate once."""
+    lock = " FOR UPDATE" if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        current = conn.exec_driver_sql(f"SELECT value FROM meta WHERE key = 'schema_version'{lock}").scalar()
+        if current != "1":
+            return int(current or SCHEMA_VERSION)
+        conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN needs VARCHAR(10) NOT NULL DEFAULT 'any'")
+        conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+        conn.exec_driver_sql("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    return 2
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # from version → function that migrates one step and returns the new version
 
 
 def session_factory(engine: Engine) -> sessionmaker:

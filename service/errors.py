@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from metafeatures.errors import ArtifactError, ConfigError, DatasetError, MetarecError, UnknownMatcherError
 
@@ -19,6 +20,9 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
                415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
                503: "unavailable"}
+
+
+CLIENT_CLOSED = 499
 
 
 class APIError(Exception):
@@ -62,21 +66,24 @@ def validation_body(errors: Any) -> dict[str, Any]:
     return error_body("malformed_json" if malformed else "validation_error", message, details)
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body, headers=headers)
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None,
+          req: Request | None = None) -> JSONResponse:
+    """The response; with ``req``, server paths in the body are shown relative to the data root."""
+    scrub = getattr(req.app.state, "scrub", None) if req is not None else None
+    return JSONResponse(status_code=status, content=scrub(body) if scrub else body, headers=headers)
 
 
 def install_handlers(app: FastAPI) -> None:
     """Register handlers so validation errors, HTTP errors and bugs all answer in the envelope."""
 
     @app.exception_handler(APIError)
-    async def _api(_req: Request, exc: APIError) -> JSONResponse:
-        return _json(exc.status, error_body(exc.code, exc.message, exc.details), exc.headers)
+    async def _api(req: Request, exc: APIError) -> JSONResponse:
+        return _json(exc.status, error_body(exc.code, exc.message, exc.details), exc.headers, req)
 
     @app.exception_handler(MetarecError)
-    async def _metarec(_req: Request, exc: MetarecError) -> JSONResponse:
+    async def _metarec(req: Request, exc: MetarecError) -> JSONResponse:
         err = from_metarec(exc)
-        return _json(err.status, error_body(err.code, err.message, err.details))
+        return _json(err.status, error_body(err.code, err.message, err.details), req=req)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,9 +94,15 @@ def install_handlers(app: FastAPI) -> None:
         return _json(422, validation_body(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _json(exc.status_code, error_body(code, str(exc.detail)), getattr(exc, "headers", None))
+        return _json(exc.status_code, error_body(code, str(exc.detail)), getattr(exc, "headers", None), req)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(req: Request, _exc: ClientDisconnect) -> Response:
+        # nobody reads this answer; 499 (nginx's "client closed request") keeps it out of the 5xx in /metrics
+        log.info("client disconnected during %s %s", req.method, req.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def _bug(_req: Request, exc: Exception) -> JSONResponse:

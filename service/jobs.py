@@ -1,4 +1,8 @@
-"""What a worker runs for each job kind: a fine-tuning run, or the offline portfolio rebuild."""
+"""What a worker runs for each job kind: a fine-tuning run, or the offline portfolio rebuild.
+
+Job parameters name datasets and collections relative to the data root, so workers on other hosts can mount
+the shared root at another path; :func:`resolve_params` makes them absolute under the worker's own root.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,19 @@ ShouldStop = Callable[[], bool]
 
 class JobStopped(Exception):
     """Raised inside a job when it was asked to stop (cancel request, or the worker shutting down)."""
+
+
+PATH_PARAMS = ("dataset_path", "collection_path")
+
+
+def resolve_params(params: dict[str, Any], root: Path) -> dict[str, Any]:
+    """``params`` with their data paths under ``root`` (an absolute path, from a version-1 job, stays)."""
+    return {k: str(root / v) if k in PATH_PARAMS and isinstance(v, str) else v for k, v in params.items()}
+
+
+def relative_to_root(path: Path, root: Path) -> str:
+    """How a job stores a path inside the data root."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 def _fresh(out_dir: Path) -> Path:
@@ -54,8 +71,11 @@ def run_finetune_job(params: dict[str, Any], out_dir: Path, device: str, report:
 
 
 def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker, report: Report,
-                    should_stop: ShouldStop) -> dict[str, Any]:
-    """Run the offline rebuild into ``out_dir/portfolio``; publish it only if it loads and validates."""
+                    should_stop: ShouldStop, root: Path) -> dict[str, Any]:
+    """Run the offline rebuild into ``out_dir/portfolio``; publish it only if it loads and validates.
+
+    A requeued job (its worker died or shut down) resumes from ``out_dir/work``: finished BOHB iterations and
+    matrix cells are read back, not run again. A cancel request stops it before the next dataset or cell."""
     from metafeatures.datasets import open_collection
     from offline_search.rebuild import RebuildOptions, rebuild
     from offline_search.scenario import SearchScenario
@@ -76,11 +96,15 @@ def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker
     scenario = SearchScenario(**params.get("scenario", {}))
     extra = dict(params.get("rebuild_options", {}))
     extra["matchers"] = tuple(extra.get("matchers", ("kmeans", "mlp", "moments")))
-    opts = RebuildOptions(collection=collection, out=_fresh(out_dir) / "portfolio", scenario=scenario,
+    resume = (out_dir / "work").is_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        on_message("resuming from the work of an earlier attempt")
+    opts = RebuildOptions(collection=collection, out=out_dir / "portfolio", scenario=scenario,
                           work_dir=out_dir / "work", n_workers=int(params.get("n_workers", 1)),
-                          datasets=tuple(names), on_progress=on_message, **extra)
+                          datasets=tuple(names), on_progress=on_message, resume=resume, **extra)
     path = rebuild(opts)
     loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
-    publish_portfolio(factory, path)
-    return {"status": "succeeded", "result": {"portfolio_dir": str(path), "portfolio_version": loaded.version,
-                                              "log": seen}}
+    publish_portfolio(factory, path, root)
+    return {"status": "succeeded", "result": {"portfolio_dir": relative_to_root(path, root),
+                                              "portfolio_version": loaded.version, "resumed": resume, "log": seen}}

@@ -33,21 +33,25 @@ class Served:
     batcher: FingerprintBatcher
 
 
-def published_portfolio(factory: sessionmaker) -> str | None:
-    """The directory most recently published through the database, if any."""
+def published_portfolio(factory: sessionmaker, root: Path) -> Path | None:
+    """The directory most recently published through the database, if any (a relative one is under ``root``:
+    API processes on several hosts may mount the shared data root at different paths)."""
     with factory() as session:
         row = session.get(MetaRow, ACTIVE_KEY)
-        return row.value if row is not None else None
+        return None if row is None else root / row.value
 
 
-def publish_portfolio(factory: sessionmaker, directory: Path) -> None:
-    """Make ``directory`` the portfolio every API process should serve."""
+def publish_portfolio(factory: sessionmaker, directory: Path, root: Path) -> None:
+    """Make ``directory`` the portfolio every API process should serve (stored relative to the data root when
+    it lies inside it)."""
+    resolved = directory.resolve()
+    value = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
     with factory.begin() as session:
         row = session.get(MetaRow, ACTIVE_KEY)
         if row is None:
-            session.add(MetaRow(key=ACTIVE_KEY, value=str(directory.resolve())))
+            session.add(MetaRow(key=ACTIVE_KEY, value=value))
         else:
-            row.value = str(directory.resolve())
+            row.value = value
 
 
 class PortfolioState:
@@ -87,16 +91,17 @@ class PortfolioState:
             log.info("serving portfolio %s from %s", loaded.version, loaded.directory)
             return self._served
 
-    def sync(self, factory: sessionmaker) -> None:
+    def sync(self, factory: sessionmaker, root: Path) -> None:
         """Follow the directory published in the database; a bad one is logged and refused."""
-        published = published_portfolio(factory)
+        path = published_portfolio(factory, root)
         current = self._served
-        if published is None or published == self._refused:
+        published = None if path is None else str(path.resolve())
+        if path is None or published == self._refused:
             return
-        if current is not None and current.portfolio.directory.resolve() == Path(published):
+        if current is not None and str(current.portfolio.directory.resolve()) == published:
             return
         try:
-            self.load(Path(published))
+            self.load(path)
             self.last_error = None
         except Exception as exc:
             self._refused = published

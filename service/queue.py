@@ -2,6 +2,9 @@
 
 A claim is one transaction: SQLite runs every transaction as ``BEGIN IMMEDIATE`` (see ``service.db``), so
 two workers cannot both read the same queued row; PostgreSQL uses ``SELECT … FOR UPDATE SKIP LOCKED``.
+A worker claims only jobs it can run: a kind it knows and a ``needs`` its device satisfies (a CPU worker
+never takes a job that asked for CUDA, nor a CUDA worker one that asked for the CPU); among those, the
+highest priority first, then the oldest.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import JobRow, new_id, utcnow
+from service.db import JOB_KINDS, JOB_NEEDS, JobRow, new_id, utcnow
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -23,20 +26,32 @@ def _event(job: JobRow, what: str, **extra: Any) -> None:
 
 
 def enqueue(factory: sessionmaker, kind: str, params: dict[str, Any], dataset_id: str | None = None,
-            recommendation_id: str | None = None) -> JobRow:
-    """Insert a queued job and return it."""
-    job = JobRow(id=new_id("job"), kind=kind, status="queued", dataset_id=dataset_id,
-                 recommendation_id=recommendation_id, params=params, curve=[], history=[], attempts=0)
-    _event(job, "queued")
+            recommendation_id: str | None = None, needs: str = "any", priority: int = 0) -> JobRow:
+    """Insert a queued job and return it; ``needs`` is ``any``, ``cpu`` or ``cuda``; higher ``priority`` first."""
+    if needs not in JOB_NEEDS:
+        raise ValueError(f"needs must be one of {JOB_NEEDS}, not {needs!r}")
+    job = JobRow(id=new_id("job"), kind=kind, status="queued", dataset_id=dataset_id, needs=needs,
+                 priority=int(priority), recommendation_id=recommendation_id, params=params, curve=[], history=[],
+                 attempts=0)
+    _event(job, "queued", needs=needs, priority=int(priority))
     with factory.begin() as session:
         session.add(job)
     return job
 
 
-def claim(factory: sessionmaker, worker_id: str, device: str) -> JobRow | None:
-    """Atomically take the oldest queued job for this worker and mark it running; None if the queue is empty."""
+def satisfies(device: str) -> tuple[str, ...]:
+    """The ``needs`` values a worker on ``device`` (``cpu``, ``cuda:N``) can run."""
+    return ("any", "cuda") if device.startswith("cuda") else ("any", "cpu")
+
+
+def claim(factory: sessionmaker, worker_id: str, device: str,
+          kinds: tuple[str, ...] = JOB_KINDS) -> JobRow | None:
+    """Atomically take the next job this worker can run (kind in ``kinds``, needs satisfied by ``device``):
+    highest priority, then oldest; mark it running. None if there is none."""
     with factory.begin() as session:
-        query = select(JobRow).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id).limit(1)
+        query = (select(JobRow)
+                 .where(JobRow.status == "queued", JobRow.kind.in_(kinds), JobRow.needs.in_(satisfies(device)))
+                 .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id).limit(1))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         job = session.scalars(query).first()

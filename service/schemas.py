@@ -11,12 +11,41 @@ from metafeatures.summary import DatasetSummary
 from portfolio.recommender import MAX_TIME_BUDGET_S, PolicyName, Recommendation
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobNeeds = Literal["any", "cpu", "cuda"]
+_NEEDS_DOC = "the device the job must run on: `cuda` (a GPU worker), `cpu` (a CPU worker) or `any`"
+_PRIORITY_DOC = "workers take higher priorities first, then older jobs"
+MAX_OFFSET = 1_000_000_000  # list pages: far below the 64-bit integers SQLite and PostgreSQL can bind
+
+
+def _refuse_surrogates(value: Any, depth: int = 0) -> None:
+    """Raise on a string (anywhere inside ``value``) holding a lone surrogate: it is not Unicode, and paths,
+    databases and JSON encoders fail on it far from the request."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (a lone surrogate such as \\ud800 is not)") from None
+    elif depth < 64 and isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_surrogates(k, depth + 1)
+            _refuse_surrogates(v, depth + 1)
+    elif depth < 64 and isinstance(value, (list, tuple)):
+        for v in value:
+            _refuse_surrogates(v, depth + 1)
 
 
 class _In(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored, and strings
+    that are not valid Unicode."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """Every string of the body must encode as UTF-8."""
+        _refuse_surrogates(data)
+        return data
 
 
 class DatasetRegister(_In):
@@ -85,6 +114,8 @@ class JobCreate(_In):
     budget_s: float | None = Field(default=None, gt=0, le=MAX_TIME_BUDGET_S, allow_inf_nan=False,
                                    description="wall-clock budget of the run in seconds; default: the "
                                                "recommendation's time_budget_s when its request named one")
+    needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
+    priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)
 
     @model_validator(mode="after")
     def _one_source(self) -> JobCreate:
@@ -108,7 +139,9 @@ class JobOut(BaseModel):
     """A job's state; ``learning_curve`` grows while it runs, ``alc`` is set when it succeeds."""
 
     id: str
-    kind: Literal["finetune", "rebuild"]
+    kind: str = Field(description="finetune | rebuild")
+    needs: JobNeeds
+    priority: int
     status: JobStatus
     dataset_id: str | None
     recommendation_id: str | None
@@ -167,3 +200,5 @@ class RebuildRequest(_In):
     n_samples: int = Field(default=256, ge=8, le=100_000)
     base_config: dict[str, Any] = Field(default_factory=dict, description="fixed FinetuneConfig fields")
     matchers: list[Literal["kmeans", "mlp", "moments"]] = Field(default=["kmeans", "mlp", "moments"], min_length=1)
+    needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
+    priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)

@@ -8,23 +8,34 @@ headers, so a lying header cannot smuggle a bomb).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
+import os
 import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from service.errors import APIError
 
 CHUNK = 1024 * 1024
+INCOMING = ".incoming"
+log = logging.getLogger("metarec.service")
 
 
 def resolve_inside(root: Path, user_path: str) -> Path:
-    """The existing path ``user_path`` names (relative to ``root`` or absolute), refused unless inside ``root``."""
+    """The existing path ``user_path`` names (relative to ``root`` or absolute), refused unless strictly inside
+    ``root`` (the root itself holds the database, uploads and job outputs: it is never a dataset)."""
     if not user_path or "\x00" in user_path:
         raise APIError(400, "invalid_path", "path must be a non-empty string without NUL bytes")
+    try:
+        user_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError(400, "invalid_path", "path is not valid Unicode (it holds a lone surrogate)") from None
     raw = Path(user_path)
     if ".." in raw.parts:
         raise APIError(400, "path_traversal", f"path {user_path!r} contains '..'; give a path inside the data root")
@@ -38,7 +49,88 @@ def resolve_inside(root: Path, user_path: str) -> Path:
     if not resolved.is_relative_to(root):
         raise APIError(400, "path_outside_root",
                        f"path {user_path!r} resolves outside the data root (through '..' or a symlink)")
+    if resolved == root:
+        raise APIError(400, "path_is_data_root", "the data root itself cannot be used; name a folder or file "
+                       "inside it")
     return resolved
+
+
+def check_tree_inside(root: Path, top: Path) -> None:
+    """Refuse (400 naming the link) a folder holding a symlink, at any depth, that resolves outside ``root``:
+    the dataset reader follows links, so every file it could read must stay inside the data root."""
+    if not top.is_dir():
+        return
+    seen: set[Path] = set()
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        real = folder.resolve()
+        if real in seen:  # a link loop (or two links to one folder): each real folder is walked once
+            continue
+        seen.add(real)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(root):
+                        rel = path.relative_to(top).as_posix()
+                        raise APIError(400, "path_outside_root", f"{rel!r} inside the dataset is a symlink that "
+                                       "resolves outside the data root", {"link": rel})
+                if entry.is_dir(follow_symlinks=True):
+                    pending.append(path)
+
+
+@contextlib.contextmanager
+def upload_lock(uploads_dir: Path, ident: str) -> Iterator[None]:
+    """Hold ``.incoming/<id>.lock`` (flock) while an upload is saved, extracted and registered; the kernel drops
+    the lock when the process dies, which is how :func:`remove_orphans` tells a dead upload from a live one."""
+    incoming = uploads_dir / INCOMING
+    incoming.mkdir(parents=True, exist_ok=True)
+    path = incoming / f"{ident}.lock"
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _held(lock: Path) -> bool:
+    """Whether a live process holds this upload lock."""
+    try:
+        with lock.open("r") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        return False
+    return False
+
+
+def remove_orphans(uploads_dir: Path, registered: Collection[str]) -> list[str]:
+    """Delete what a killed upload left behind: partial archives and extraction folders of uploads that are
+    neither registered nor in progress in a live process (its lock is free). Returns the removed ids."""
+    incoming = uploads_dir / INCOMING
+    if not uploads_dir.is_dir():
+        return []
+    live = {p.stem for p in incoming.glob("*.lock") if _held(p)} if incoming.is_dir() else set()
+    removed: set[str] = set()
+    if incoming.is_dir():
+        for p in incoming.iterdir():
+            ident = p.name.split(".", 1)[0]
+            if ident not in live:
+                p.unlink(missing_ok=True)
+                removed.add(ident)
+    for p in uploads_dir.iterdir():
+        if p.name != INCOMING and p.name.startswith("ds_") and p.name not in registered and p.name not in live:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.add(p.name)
+    if removed:
+        log.warning("removed %d upload(s) left behind by a stopped API process: %s", len(removed), sorted(removed))
+    return sorted(removed)
 
 
 async def save_upload(chunks: AsyncIterator[bytes], dest: Path, limit: int) -> int:

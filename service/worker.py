@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 
 from service import queue
-from service.db import JobRow, make_engine, session_factory
-from service.jobs import JobStopped, run_finetune_job, run_rebuild_job
+from service.db import JOB_KINDS, JobRow, make_engine, session_factory
+from service.jobs import JobStopped, resolve_params, run_finetune_job, run_rebuild_job
 from service.settings import Settings
 
 log = logging.getLogger("metarec.worker")
@@ -34,24 +34,31 @@ def resolve_device(device: str) -> str:
 
 
 class Worker:
-    """Runs jobs one at a time on ``device`` until stopped."""
+    """Runs jobs one at a time on ``device`` until stopped; claims only ``kinds`` and jobs its device satisfies."""
 
     def __init__(self, settings: Settings, device: str = "auto", worker_id: str | None = None,
-                 factory: sessionmaker | None = None) -> None:
+                 factory: sessionmaker | None = None, kinds: tuple[str, ...] | None = None) -> None:
         self.settings = settings
         self.device = resolve_device(device)
+        unknown = sorted(set(kinds or ()) - set(JOB_KINDS))
+        if unknown:
+            from metafeatures.errors import ConfigError
+
+            raise ConfigError("kinds", unknown, f"this worker runs only {list(JOB_KINDS)}")
+        self.kinds = tuple(kinds or JOB_KINDS)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{self.device}"
-        self.factory = factory or session_factory(make_engine(settings.db_url))
+        self.factory = factory or session_factory(make_engine(settings.db_url, wait_s=settings.db_wait_s))
         self.stopping = threading.Event()
 
     def run(self, once: bool = False) -> int:
         """Poll the queue; with ``once``, stop when it is empty. Returns the number of jobs run."""
         done = 0
-        log.info("worker %s polling %s", self.worker_id, self.settings.db_url.split("@")[-1])
+        log.info("worker %s (kinds %s, needs %s) polling %s", self.worker_id, ",".join(self.kinds),
+                 "/".join(queue.satisfies(self.device)), self.settings.db_url.split("@")[-1])
         while not self.stopping.is_set():
             for job_id in queue.requeue_stale(self.factory, self.settings.stale_after_s, self.settings.max_attempts):
                 log.warning("job %s had a dead worker: requeued or failed", job_id)
-            job = queue.claim(self.factory, self.worker_id, self.device)
+            job = queue.claim(self.factory, self.worker_id, self.device, self.kinds)
             if job is None:
                 if once:
                     break
@@ -97,10 +104,11 @@ class Worker:
 
     def _dispatch(self, job: JobRow, out_dir: Path, report: Any, should_stop: Any) -> dict[str, Any]:
         """Run the job's kind; cancellation surfaces as a ``cancelled`` outcome."""
+        params = resolve_params(job.params, self.settings.root)
         if job.kind == "finetune":
-            outcome = run_finetune_job(job.params, out_dir, self.device, report, should_stop)
+            outcome = run_finetune_job(params, out_dir, self.device, report, should_stop)
         elif job.kind == "rebuild":
-            outcome = run_rebuild_job(job.params, out_dir, self.factory, report, should_stop)
+            outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root)
         else:
             return {"status": "failed", "error": f"unknown job kind {job.kind!r}"}
         if outcome["status"] == "cancelled":
@@ -132,9 +140,9 @@ def _reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
-def serve_worker(settings: Settings, device: str, once: bool = False) -> int:
+def serve_worker(settings: Settings, device: str, once: bool = False, kinds: tuple[str, ...] | None = None) -> int:
     """Run one worker until SIGTERM/SIGINT (which requeue the running job) or, with ``once``, an empty queue."""
-    worker = Worker(settings, device)
+    worker = Worker(settings, device, kinds=kinds)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping after requeueing the running job", signum)

@@ -151,16 +151,15 @@ def saved(tmp_path_factory) -> Path:
              Candidate(id="slow", configuration=CONFIGS["slow"].to_dict(), source="space_filling",
                        cost=cost(11_000_000, 20.0))]
     matchers = fit_matchers({n: features(n, 40, i) for i, n in enumerate(NAMES)})
-    fps = {n: features(n, 40, i) for i, n in enumerate(NAMES)}
     novelty = NoveltyCalibration(distances={8: tuple(sorted(  # held-out distances as calibrate would measure them
         float(matchers["mlp"].distance(features(n, 8, 100 + k))[[j for j in range(3) if j != NAMES.index(n)]].min())
         for n in NAMES for k in range(5)))}, threshold=0.9)
     selection = SelectionSettings(default_policy="neighbors", reason="hand-made", novelty=novelty)
-    assert fps  # the fixtures' fingerprints fitted the matchers
     spec = FingerprintSpec(backbone="resnet18", weights="random:seed0", weights_sha256="ab" * 32, resolution=32,
                            feature_dim=DIM)
-    portfolio = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=spec, config_space=build_search_space(), matcher_names=["mlp", "kmeans"], scenario={}, candidates=cands,
-        performance=data, selection=selection)
+    portfolio = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=spec,
+                                config_space=build_search_space(), matcher_names=["mlp", "kmeans"], scenario={},
+                                candidates=cands, performance=data, selection=selection)
     return save_portfolio(portfolio, tmp_path_factory.mktemp("sel") / "pf", matchers, figures=False)
 
 

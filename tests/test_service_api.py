@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ ROUTES = [
     ("POST", "/v1/portfolio/reload", {"path": "nope"}, True),
     ("POST", "/v1/portfolio/rebuild", {"collection_path": "nope"}, True),
 ]
-PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/", "/web/app.js"]
+PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/", "/web/app.js"]
+MAX_EXAMPLES = int(os.environ.get("METAREC_FUZZ_EXAMPLES", "30"))  # per operation (was 12: too few to be sure)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def _fuzz(operation, base_url: str, statuses: list[int]) -> None:
     """Hypothesis-generated requests for one operation (as admin, so auth never hides a handler); 5xx fails."""
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case) -> None:
         response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)
         statuses.append(response.status_code)

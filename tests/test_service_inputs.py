@@ -19,7 +19,7 @@ from tests.fixtures.live import ADMIN_KEY, live_server
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 LIMITS = {"max_upload_bytes": 300_000, "max_extract_bytes": 2_000_000, "max_extract_files": 200,
-          "max_recommend_images": 16}
+          "max_recommend_images": 16, "max_json_bytes": 100_000}
 
 
 @pytest.fixture(scope="module")

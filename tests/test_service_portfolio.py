@@ -38,7 +38,7 @@ def test_reload_validates_and_swaps_atomically(server, root):
         assert admin.get("/v1/portfolio").json()["directory"] == before["directory"]
         good = admin.post("/v1/portfolio/reload", json={"path": "pf-copy"})
         assert good.status_code == 200, good.text
-        assert good.json()["directory"] == str(root / "pf-copy") and good.json()["version"] == before["version"]
+        assert good.json()["directory"] == "pf-copy" and good.json()["version"] == before["version"]
         back = admin.post("/v1/portfolio/reload", json={})
         assert back.status_code == 200 and back.json()["directory"] == before["directory"]
 
@@ -55,9 +55,24 @@ def test_rebuild_job_publishes_a_new_portfolio(server, root):
         assert r.status_code == 202, r.text
         job = r.json()
         assert job["kind"] == "rebuild" and job["status"] == "queued"
+        assert job["params"]["collection_path"] == "collection"  # relative: workers may mount the root elsewhere
+        work = root / "jobs" / job["id"] / "work"
+        # attempt 1: the worker is stopped (SIGTERM) once the first dataset's BOHB run is finished
+        with running_worker(root, server.env) as worker:
+            first = _wait_for_file(work, "*/noise/bohb-0/done.json", worker)
+            worker.terminate()
+            worker.wait(timeout=300)
+        requeued = admin.get(f"/v1/jobs/{job['id']}").json()
+        assert requeued["status"] == "queued" and requeued["attempts"] == 1, requeued
+        kept = sorted((p.relative_to(work), p.stat().st_mtime_ns) for p in first.parent.rglob("*") if p.is_file())
+        # attempt 2 resumes from the work directory: the finished BOHB run is read back, not run again
         with running_worker(root, server.env):
             done = wait_for(admin, job["id"], lambda j: j["status"] in ("succeeded", "failed"), 400)
-        assert done["status"] == "succeeded", done
+        assert done["status"] == "succeeded" and done["attempts"] == 2, done
+        assert done["result"]["resumed"] is True and done["result"]["log"][0].startswith("resuming")
+        assert sorted((p.relative_to(work), p.stat().st_mtime_ns) for p in first.parent.rglob("*")
+                      if p.is_file()) == kept
+        assert done["result"]["portfolio_dir"] == f"jobs/{job['id']}/portfolio"
         new_version = done["result"]["portfolio_version"]
         assert new_version != old and done["progress"] == 1.0
         served = wait_for_portfolio(admin, new_version)
@@ -66,6 +81,18 @@ def test_rebuild_job_publishes_a_new_portfolio(server, root):
         ds = admin.post("/v1/datasets", json={"path": "collection/noise"}).json()
         rec = admin.post("/v1/recommendations", json={"dataset_id": ds["id"]}).json()
         assert rec["portfolio_version"] == new_version and rec["best_match"] == "noise"
+
+
+def _wait_for_file(folder: Path, name: str, proc, timeout: float = 300.0) -> Path:
+    """Wait until a file matching ``folder/name`` (a glob) exists (the worker ``proc`` must stay alive meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (found := list(folder.glob(name))):
+        assert proc.poll() is None, "the worker died"
+        assert time.monotonic() < deadline, f"{name} did not appear in {timeout} s"
+        time.sleep(0.2)
+    return found[0]
 
 
 def wait_for_portfolio(client, version: str, timeout: float = 30.0) -> dict:

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--device", default=None,
                    help="cpu | cuda:N | auto; default: one worker per entry of METAREC_DEVICES (default auto)")
     w.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    w.add_argument("--kinds", default=None, help="comma-separated job kinds to take (default: all: finetune,rebuild)")
     w.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     w.set_defaults(func=cmd_worker)
 
@@ -57,7 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
          f"database {settings.db_url.split('@')[-1]}")
     if settings.api_key == DEV_USER_KEY:
         note(f"development user key: {DEV_USER_KEY}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # h11, not httptools: h11 caps the request line + headers (httptools reads headers of any size, so one
+    # 64 MiB header without a key could stall the server); an oversized header is answered 400 and dropped.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, http="h11",
+                h11_max_incomplete_event_size=settings.max_header_bytes)
     return 0
 
 
@@ -69,10 +73,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("hpbandster").setLevel(max(logging.WARNING, logging.getLogger().level))
     devices = [args.device] if args.device else list(settings.devices)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
     if len(devices) == 1:
-        serve_worker(settings, devices[0], once=args.once)
+        serve_worker(settings, devices[0], once=args.once, kinds=kinds)
         return 0
-    cmd = [sys.executable, "-m", "metarec.cli", "worker", "--log-level", args.log_level]
+    cmd = [sys.executable, "-m", "metarec.cli", "worker", "--log-level", args.log_level,
+           *(["--kinds", args.kinds] if args.kinds else [])]
     children = [subprocess.Popen([*cmd, "--device", d, *(["--once"] if args.once else [])]) for d in devices]
     note(f"started {len(children)} workers: {', '.join(devices)}")
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
@@ -16,19 +16,21 @@ from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, JobRow, RecommendationRow
 from service.errors import APIError, from_metarec, not_found
-from service.schemas import JobCreate, JobList, JobOut, JobStatus
+from service.jobs import relative_to_root
+from service.schemas import MAX_OFFSET, JobCreate, JobList, JobOut, JobStatus
 from service.uploads import resolve_inside
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_user)])
 
 
-def job_out(row: JobRow) -> JobOut:
-    """Row → response body."""
-    return JobOut(id=row.id, kind=row.kind, status=row.status, dataset_id=row.dataset_id,  # type: ignore[arg-type]
-                  recommendation_id=row.recommendation_id, params=row.params, progress=row.progress,
-                  learning_curve=row.curve or [], alc=row.alc, error=row.error, device=row.device,
+def job_out(row: JobRow, ctx: AppContext) -> JobOut:
+    """Row → response body (server paths shown relative to the data root)."""
+    return JobOut(id=row.id, kind=row.kind, needs=row.needs, priority=row.priority,  # type: ignore[arg-type]
+                  status=row.status, dataset_id=row.dataset_id,  # type: ignore[arg-type]
+                  recommendation_id=row.recommendation_id, params=ctx.public(row.params), progress=row.progress,
+                  learning_curve=row.curve or [], alc=row.alc, error=ctx.public(row.error), device=row.device,
                   worker_id=row.worker_id, attempts=row.attempts, cancel_requested=row.cancel_requested,
-                  result=row.result, history=row.history or [], created_at=row.created_at,
+                  result=ctx.public(row.result), history=ctx.public(row.history or []), created_at=row.created_at,
                   started_at=row.started_at, heartbeat_at=row.heartbeat_at, finished_at=row.finished_at)
 
 
@@ -69,20 +71,27 @@ def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
     if budget > ctx.settings.max_budget_s:
         raise APIError(422, "budget_too_large", f"budget_s must be at most {ctx.settings.max_budget_s:g}",
                        {"max_budget_s": ctx.settings.max_budget_s})
-    params = {"configuration": config, "budget_s": budget, "dataset_path": ds.path, "dataset_name": ds.name}
-    return job_out(queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id))
+    params = {"configuration": config, "budget_s": budget, "dataset_name": ds.name,
+              "dataset_path": relative_to_root(Path(ds.path), ctx.settings.root)}
+    job = queue.enqueue(ctx.factory, "finetune", params, ds.id, body.recommendation_id, needs=body.needs,
+                        priority=body.priority)
+    return job_out(job, ctx)
 
 
 @router.get("", response_model=JobList)
-def list_jobs(status: JobStatus | None = Query(default=None), limit: int = Query(default=100, ge=1, le=1000),
-              offset: int = Query(default=0, ge=0), ctx: AppContext = Depends(get_ctx)) -> JobList:
-    """Jobs, newest first, optionally only those with one status, a page at a time (``limit``, ``offset``)."""
+def list_jobs(status: JobStatus | None = Query(default=None),
+              kind: Literal["finetune", "rebuild"] | None = Query(default=None),
+              limit: int = Query(default=100, ge=1, le=1000),
+              offset: int = Query(default=0, ge=0, le=MAX_OFFSET), ctx: AppContext = Depends(get_ctx)) -> JobList:
+    """Jobs, newest first, optionally only one status or kind, a page at a time (``limit``, ``offset``)."""
     query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
     if status is not None:
         query = query.where(JobRow.status == status)
+    if kind is not None:
+        query = query.where(JobRow.kind == kind)
     with ctx.factory() as session:
         rows = session.scalars(query).all()
-    return JobList(items=[job_out(r) for r in rows], count=len(rows))
+    return JobList(items=[job_out(r, ctx) for r in rows], count=len(rows))
 
 
 def _job(ctx: AppContext, job_id: str) -> JobRow:
@@ -97,7 +106,7 @@ def _job(ctx: AppContext, job_id: str) -> JobRow:
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, ctx: AppContext = Depends(get_ctx)) -> JobOut:
     """Status, progress, learning curve so far, ALC, error reason, device."""
-    return job_out(_job(ctx, job_id))
+    return job_out(_job(ctx, job_id), ctx)
 
 
 @router.delete("/{job_id}", response_model=JobOut)
@@ -108,7 +117,7 @@ def cancel_job(job_id: str, ctx: AppContext = Depends(get_ctx)) -> JobOut:
         raise not_found("job", job_id)
     if not changed:
         raise APIError(409, "job_finished", f"job {job_id} already finished ({row.status})", {"status": row.status})
-    return job_out(_job(ctx, job_id))
+    return job_out(_job(ctx, job_id), ctx)
 
 
 def _artifact(ctx: AppContext, job_id: str, name: str, what: str) -> Path:

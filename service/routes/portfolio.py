@@ -12,6 +12,8 @@ from service import queue
 from service.auth import require_admin, require_user
 from service.context import AppContext, get_ctx
 from service.errors import APIError, from_metarec
+from service.jobs import relative_to_root
+from service.paths import public_path
 from service.portfolio_state import publish_portfolio
 from service.routes.jobs import job_out
 from service.schemas import JobOut, PortfolioOut, RebuildRequest, ReloadRequest
@@ -25,9 +27,10 @@ def get_portfolio(ctx: AppContext = Depends(get_ctx)) -> PortfolioOut:
     """Version, entries (best configuration per known dataset) and the reduced portfolio."""
     loaded = ctx.served().portfolio
     p = loaded.portfolio
-    return PortfolioOut(version=p.version, directory=str(loaded.directory), matchers=sorted(loaded.matchers),
-                        fingerprint_spec=p.fingerprint_spec, entries=[e.model_dump(mode="json") for e in p.entries],
-                        reduced_portfolio=list(p.reduced_portfolio), provenance=p.provenance)
+    return PortfolioOut(version=p.version, directory=public_path(loaded.directory, ctx.settings.root),
+                        matchers=sorted(loaded.matchers), fingerprint_spec=p.fingerprint_spec,
+                        entries=ctx.public([e.model_dump(mode="json") for e in p.entries]),
+                        reduced_portfolio=list(p.reduced_portfolio), provenance=ctx.public(p.provenance))
 
 
 def _reload_target(ctx: AppContext, body: ReloadRequest) -> Path:
@@ -47,7 +50,7 @@ async def reload_portfolio(body: ReloadRequest, ctx: AppContext = Depends(get_ct
         err = from_metarec(exc)
         raise APIError(422, "portfolio_refused", f"portfolio {target} refused, the old one keeps serving: "
                        f"{err.message}", {"path": str(target)}) from None
-    publish_portfolio(ctx.factory, target)
+    publish_portfolio(ctx.factory, target, ctx.settings.root)
     return get_portfolio(ctx)
 
 
@@ -80,9 +83,10 @@ def rebuild_portfolio(body: RebuildRequest, ctx: AppContext = Depends(get_ctx)) 
     except MetarecError as exc:
         raise from_metarec(exc) from None
     scenario_fields = {k: v for k, v in scenario.to_dict().items() if k != "format_version"}
-    params = {"collection_path": str(collection), "datasets": body.datasets, "scenario": scenario_fields,
+    params = {"collection_path": relative_to_root(collection, ctx.settings.root), "datasets": body.datasets,
+              "scenario": scenario_fields,
               "n_workers": body.n_workers, "rebuild_options": {
                   "fingerprint_backbone": body.fingerprint_backbone, "fingerprint_weights": body.fingerprint_weights,
                   "fingerprint_resolution": body.fingerprint_resolution, "n_samples": body.n_samples,
                   "matchers": list(body.matchers), "base_config": body.base_config}}
-    return job_out(queue.enqueue(ctx.factory, "rebuild", params))
+    return job_out(queue.enqueue(ctx.factory, "rebuild", params, needs=body.needs, priority=body.priority), ctx)

@@ -25,7 +25,7 @@ from service.auth import require_user
 from service.context import AppContext, get_ctx
 from service.db import DatasetRow, RecommendationRow, new_id
 from service.errors import APIError, from_metarec, not_found
-from service.limits import json_body, limited
+from service.limits import check_pixels, json_body, limited
 from service.portfolio_state import Served
 from service.schemas import RecommendationOut, RecommendationRequest
 
@@ -94,6 +94,7 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> tuple[dict[str,
         if total > ctx.settings.max_upload_bytes:
             raise APIError(413, "payload_too_large", "uploaded images exceed the upload limit")
         blobs.append((f.filename or "image", data))
+    check_pixels(blobs, ctx.settings.max_image_pixels, ctx.settings.max_request_pixels)
     options = {k: v for k in _FORM_FIELDS if isinstance(v := form.get(k), str)}
     return options, blobs
 
