@@ -153,11 +153,19 @@ def counts_by_status(factory: sessionmaker) -> dict[str, int]:
 
 
 def release(factory: sessionmaker, job_id: str, worker_id: str, reason: str) -> bool:
-    """Put a job this worker owns back in the queue (the worker is shutting down); it keeps its attempt count."""
+    """Put a job this worker owns back in the queue (the worker is shutting down); it keeps its attempt count.
+
+    A job whose cancellation was already requested is cancelled instead: requeued, another worker would
+    claim it and start it again.
+    """
     with factory.begin() as session:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return False
+        if job.cancel_requested:
+            job.status, job.error, job.finished_at = "cancelled", f"cancelled; {reason}", utcnow()
+            _event(job, "cancelled", reason=reason)
+            return True
         job.status, job.worker_id = "queued", None
         _event(job, "requeued", reason=reason)
         return True

@@ -128,6 +128,10 @@ def test_release_requeues_without_losing_the_job(factory):
     assert queue.release(factory, job_id, "w", "worker shut down")
     job = queue.claim(factory, "w2", "cpu")
     assert job.id == job_id and job.attempts == 2
+    queue.cancel(factory, job_id)  # a cancel asked for while w2 runs it, then w2 shuts down: not requeued
+    assert queue.release(factory, job_id, "w2", "worker shut down")
+    assert queue.claim(factory, "w3", "cpu") is None
+    assert queue.counts_by_status(factory) == {"cancelled": 1}
 
 
 def test_a_database_of_another_schema_version_is_refused(tmp_path):
