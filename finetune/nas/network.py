@@ -163,7 +163,7 @@ def derive(supernet: SuperNet, genotype: Genotype, merged: bool = True) -> Deriv
         dst: DerivedCell = net.get_submodule(f"cell{k + 1}")  # type: ignore[assignment]
         dst.pre.load_state_dict(src.pre.state_dict())
         for e, name in enumerate(ops):
-            chosen: nn.Module = src.edges[e].ops[space.edge_ops.index(name)]  # type: ignore[index]
+            chosen: nn.Module = src.edges[e].ops[space.edge_ops.index(name)]  # type: ignore[index,assignment]
             if isinstance(chosen, MetaKernelConv):
                 chosen = chosen.single(0)
             dst.edges[e].load_state_dict(chosen.state_dict())
