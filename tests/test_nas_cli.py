@@ -138,3 +138,13 @@ def test_tampered_entries_are_refused(nas_env, tmp_path, capsys):
     err = fails(capsys, ["nas", "search", str(nas_env["data"]), "--beta", "1", "--latency-table", str(table),
                          "--out", str(tmp_path / "o2"), "--no-install", *SEARCH])
     assert "measured for device" in err
+
+
+def test_searched_entry_joins_the_finetune_search_space(nas_env):
+    from finetune.config import FinetuneConfig
+    from finetune.space import build_search_space
+
+    space = build_search_space(backbones=("lenet", "nas:tiny"), pretrained=("none",))
+    assert "nas:tiny" in space["backbone"].choices
+    config = FinetuneConfig.from_configspace({**space.get_default_configuration(), "backbone": "nas:tiny"})
+    assert config.backbone == "nas:tiny" and config.pretrained == "none"

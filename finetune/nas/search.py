@@ -1,8 +1,10 @@
 """Seed 004's search: alternating first-order updates of weights w and architecture α on
 CE + β·LAT(α), feedback blocks, extraction of the discrete network, meta-kernel merging.
 
-The budget covers data preparation, the latency table, the search (``1 - train_fraction`` of it) and a
-short training of the extracted, merged network with the weights it inherited (the rest).
+The budget covers data preparation, the latency table, the search (``1 - train_fraction`` of it, whose
+first ``warmup_fraction`` updates only w so that operations with weights are trained before α compares
+them with parameter-free ones) and a short training of the extracted, merged network with the weights
+it inherited (the rest).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class SearchOptions:
     lr: float = 3e-3
     arch_lr: float = 5e-2
     train_fraction: float = 0.25
+    warmup_fraction: float = 0.3
     test_fraction: float = 0.2
     seed: int = 0
     device: str | None = None
@@ -75,6 +78,7 @@ class SearchOptions:
         _number("lr", self.lr, 0.0, 1.0)
         _number("arch_lr", self.arch_lr, 0.0, 1.0)
         _number("train_fraction", self.train_fraction, 0.0, 0.9, allow_low=True)
+        _number("warmup_fraction", self.warmup_fraction, 0.0, 0.9, allow_low=True)
         _number("test_fraction", self.test_fraction, 0.0, 0.9)
         if not isinstance(self.space, SearchSpace):
             raise ConfigError("space", self.space, "must be a SearchSpace")
@@ -237,14 +241,19 @@ def _search(dataset: Dataset | str | Path, options: SearchOptions, table: Latenc
     w_opt = torch.optim.Adam(net.weight_parameters(), lr=options.lr)
     a_opt = torch.optim.Adam(net.arch_parameters(), lr=options.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
     search_end = start + options.budget_s * (1.0 - options.train_fraction)
+    warmup_end = time.perf_counter() + (search_end - time.perf_counter()) * options.warmup_fraction
     w_batches, a_batches = _batches(w_idx, options.batch_size, rng), _batches(a_idx, options.batch_size, rng)
-    lam, history, steps = 1.0, [], 0
+    lam, history, steps, arch_steps = 1.0, [], 0, 0
     bar = tqdm(total=round(options.budget_s), unit="s", desc="nas search", disable=not progress)
     net.train()
-    while steps == 0 or time.perf_counter() < search_end:
+    while arch_steps == 0 or time.perf_counter() < search_end:
         losses = _weight_step(net, w_opt, data, next(w_batches), options, device)
-        ce, lat = _arch_step(net, a_opt, data, next(a_batches), table, options, lam, device)
         steps += 1
+        if time.perf_counter() < warmup_end:
+            _tick(bar, start, options, on_progress)
+            continue
+        ce, lat = _arch_step(net, a_opt, data, next(a_batches), table, options, lam, device)
+        arch_steps += 1
         predicted = table.predict_ms(extract(space, net.alpha_stem, net.alpha_cells))
         if options.latency_budget_ms is not None:  # β follows the budget: up while the argmax is over it
             lam = min(1e3, lam * 1.1) if predicted > options.latency_budget_ms else max(1e-3, lam / 1.1)
@@ -263,7 +272,7 @@ def _search(dataset: Dataset | str | Path, options: SearchOptions, table: Latenc
     size = data.size
     measured_ms = time_modules({"net": (backbone, torch.zeros(1, 3, *size))}, device)["net"]
     predicted_ms = table.predict_ms(genotype)
-    stats = {"steps": steps, "train_steps": train_steps, "search_s": round(search_s, 2),
+    stats = {"steps": steps, "arch_steps": arch_steps, "train_steps": train_steps, "search_s": round(search_s, 2),
              "wall_s": round(time.perf_counter() - start, 2), "test_accuracy": accuracy,
              "predicted_ms": predicted_ms, "measured_ms": measured_ms, "params": count_parameters(backbone),
              "flops": backbone_flops(backbone, size), "final_lambda": lam, "device": str(device),
