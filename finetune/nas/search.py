@@ -35,6 +35,7 @@ from metafeatures.errors import ConfigError
 from metafeatures.fingerprint import IMAGENET_MEAN, IMAGENET_STD, pick_device
 
 HEAD = HeadSpec(layers=1, dropout=0.0)  # the supernet's classifier: pooling + one linear layer
+LAMBDA_STEP = 1.25  # budget mode: λ (from 0.1) grows by this factor after an α step over the budget, else shrinks
 ProgressFn = Callable[[float], None]
 
 
@@ -236,30 +237,9 @@ def _search(dataset: Dataset | str | Path, options: SearchOptions, table: Latenc
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     net = SuperNet(space, data.n_classes, copies=options.n_copies).to(device)
-    perm = rng.permutation(data.n_train)
-    w_idx, a_idx = perm[: max(1, data.n_train // 2)], perm[data.n_train // 2:]
-    w_opt = torch.optim.Adam(net.weight_parameters(), lr=options.lr)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=options.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
-    search_end = start + options.budget_s * (1.0 - options.train_fraction)
-    warmup_end = time.perf_counter() + (search_end - time.perf_counter()) * options.warmup_fraction
-    w_batches, a_batches = _batches(w_idx, options.batch_size, rng), _batches(a_idx, options.batch_size, rng)
-    lam, history, steps, arch_steps = 1.0, [], 0, 0
     bar = tqdm(total=round(options.budget_s), unit="s", desc="nas search", disable=not progress)
-    net.train()
-    while arch_steps == 0 or time.perf_counter() < search_end:
-        losses = _weight_step(net, w_opt, data, next(w_batches), options, device)
-        steps += 1
-        if time.perf_counter() < warmup_end:
-            _tick(bar, start, options, on_progress)
-            continue
-        ce, lat = _arch_step(net, a_opt, data, next(a_batches), table, options, lam, device)
-        arch_steps += 1
-        predicted = table.predict_ms(extract(space, net.alpha_stem, net.alpha_cells))
-        if options.latency_budget_ms is not None:  # β follows the budget: up while the argmax is over it
-            lam = min(1e3, lam * 1.1) if predicted > options.latency_budget_ms else max(1e-3, lam / 1.1)
-        history.append({"t": time.perf_counter() - start, "w_loss": float(np.mean(losses)), "arch_ce": ce,
-                        "expected_ms": lat, "argmax_ms": predicted, "lambda": lam})
-        _tick(bar, start, options, on_progress)
+    loop = _search_loop(net, data, table, options, start, rng, device,
+                        lambda: _tick(bar, start, options, on_progress))
     search_s = time.perf_counter() - start
     genotype = extract(space, net.alpha_stem, net.alpha_cells, table, options.latency_budget_ms)
     model = _Classifier(derive(net, genotype, merged=True), Head(space.out_channels, data.n_classes, HEAD))
@@ -267,15 +247,11 @@ def _search(dataset: Dataset | str | Path, options: SearchOptions, table: Latenc
         model.head.fc[-1].load_state_dict(net.classifier.state_dict())  # type: ignore[index]
     train_steps = _train_derived(model, data, options, start, rng, device, bar, on_progress)
     bar.close()
-    accuracy = _accuracy(model, data, device)
-    backbone = model.backbone.eval()
-    size = data.size
-    measured_ms = time_modules({"net": (backbone, torch.zeros(1, 3, *size))}, device)["net"]
     predicted_ms = table.predict_ms(genotype)
-    stats = {"steps": steps, "arch_steps": arch_steps, "train_steps": train_steps, "search_s": round(search_s, 2),
-             "wall_s": round(time.perf_counter() - start, 2), "test_accuracy": accuracy,
-             "predicted_ms": predicted_ms, "measured_ms": measured_ms, "params": count_parameters(backbone),
-             "flops": backbone_flops(backbone, size), "final_lambda": lam, "device": str(device),
+    stats = {"steps": loop.steps, "arch_steps": loop.arch_steps, "train_steps": train_steps,
+             "search_s": round(search_s, 2), "wall_s": round(time.perf_counter() - start, 2),
+             "test_accuracy": _accuracy(model, data, device), "predicted_ms": predicted_ms,
+             **_measure(model.backbone, data.size, device), "final_lambda": loop.lam, "device": str(device),
              "budget_met": (None if options.latency_budget_ms is None
                             else bool(predicted_ms <= options.latency_budget_ms)),
              "fastest_ms": table.predict_ms(extract(space, net.alpha_stem, net.alpha_cells, table, 0.0))}
@@ -283,10 +259,57 @@ def _search(dataset: Dataset | str | Path, options: SearchOptions, table: Latenc
                         classes=data.classes,
                         dataset={"name": ds.name, "path": str(ds.root), "content_hash": content_hash(ds),
                                  "n_classes": data.n_classes, "n_train": data.n_train,
-                                 "n_test": len(data.x_test), "input_size": list(size)},
-                        stats=stats, history=history,
+                                 "n_test": len(data.x_test), "input_size": list(data.size)},
+                        stats=stats, history=loop.history,
                         alphas={"stem": net.alpha_stem.detach().cpu().tolist(),
                                 "cells": net.alpha_cells.detach().cpu().tolist()})
+
+
+
+def _measure(backbone: nn.Module, size: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    """Batch-1 latency (ms, :func:`time_modules`), parameters and FLOPs of the merged backbone."""
+    backbone.eval()
+    measured = time_modules({"net": (backbone, torch.zeros(1, 3, *size))}, device)["net"]
+    return {"measured_ms": measured, "params": count_parameters(backbone), "flops": backbone_flops(backbone, size)}
+
+@dataclass
+class _Loop:
+    """What the alternating updates leave: counts, the final λ and one history row per α step."""
+
+    steps: int = 0
+    arch_steps: int = 0
+    lam: float = 0.1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _search_loop(net: SuperNet, data: PreparedData, table: LatencyTable, options: SearchOptions, start: float,
+                 rng: np.random.Generator, device: torch.device, tick: Callable[[], None]) -> _Loop:
+    """Alternate weight steps (first half of the train split) and α steps (second half) until the search
+    share of the budget is spent; the first ``warmup_fraction`` of that time updates only the weights."""
+    space, loop = options.space, _Loop()
+    perm = rng.permutation(data.n_train)
+    w_idx, a_idx = perm[: max(1, data.n_train // 2)], perm[data.n_train // 2:]
+    w_opt = torch.optim.Adam(net.weight_parameters(), lr=options.lr)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=options.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
+    search_end = start + options.budget_s * (1.0 - options.train_fraction)
+    warmup_end = time.perf_counter() + (search_end - time.perf_counter()) * options.warmup_fraction
+    w_batches, a_batches = _batches(w_idx, options.batch_size, rng), _batches(a_idx, options.batch_size, rng)
+    net.train()
+    while loop.arch_steps == 0 or time.perf_counter() < search_end:
+        losses = _weight_step(net, w_opt, data, next(w_batches), options, device)
+        loop.steps += 1
+        tick()
+        if time.perf_counter() < warmup_end:
+            continue
+        ce, lat = _arch_step(net, a_opt, data, next(a_batches), table, options, loop.lam, device)
+        loop.arch_steps += 1
+        predicted = table.predict_ms(extract(space, net.alpha_stem, net.alpha_cells))
+        if options.latency_budget_ms is not None:  # λ follows the budget: up while the argmax is over it
+            over = predicted > options.latency_budget_ms
+            loop.lam = min(1e3, loop.lam * LAMBDA_STEP) if over else max(1e-3, loop.lam / LAMBDA_STEP)
+        loop.history.append({"t": time.perf_counter() - start, "w_loss": float(np.mean(losses)), "arch_ce": ce,
+                             "expected_ms": lat, "argmax_ms": predicted, "lambda": loop.lam})
+    return loop
 
 
 def _weight_step(net: SuperNet, opt: torch.optim.Optimizer, data: PreparedData, idx: np.ndarray,
@@ -318,7 +341,9 @@ def _arch_step(net: SuperNet, opt: torch.optim.Optimizer, data: PreparedData, id
     ce = F.cross_entropy(net(x), y)
     lat = table.expected_ms(net.alpha_stem, net.alpha_cells)
     term = options.beta * lat if options.beta is not None else lam * lat / options.latency_budget_ms  # type: ignore[operator]
-    (ce + term).backward()
+    arch = net.arch_parameters()  # gradients for α only: the weights' gradients would be thrown away
+    for param, grad in zip(arch, torch.autograd.grad(ce + term, arch), strict=True):
+        param.grad = grad
     opt.step()
     return float(ce.detach()), float(lat.detach())
 
