@@ -148,6 +148,8 @@ def test_search_options_refuse_bad_arguments():
                 {"budget_s": 5, "beta": float("inf")}, {"budget_s": 5, "beta": 1, "copies": 0}):
         with pytest.raises(ConfigError):
             SearchOptions(**bad)
+    assert SearchOptions(budget_s=5, beta=0.0).n_copies == 2
+    assert SearchOptions(budget_s=5, beta=0.0, feedback=False).n_copies == 1  # the feedback switch
     with pytest.raises(ConfigError):
         SearchSpace(channels=1000)
     with pytest.raises(ConfigError):
