@@ -112,7 +112,7 @@ def write_entry(out: Path, result: Any, name: str) -> Path:
 def install_entry(src: Path, name: str, overwrite: bool = False) -> Path:
     """Copy an entry folder written by :func:`write_entry` to ``nas_dir()/<name>`` (checked first; an
     existing entry of that name is kept unless ``overwrite``); returns the installed folder."""
-    load_entry(src)
+    load_entry(src, check_weights=True)
     dest = nas_dir() / check_name(name)
     if dest.exists() and not overwrite:
         raise OutputExistsError(dest, f"a searched entry named {name!r} exists; pass --overwrite or another --name")
