@@ -196,9 +196,12 @@ def time_modules(jobs: dict[str, tuple[nn.Module, torch.Tensor]], device: torch.
 
 
 def measure_table(space: SearchSpace, device: torch.device, batch_size: int = 1, rounds: int = 21,
-                  window_ms: float = 5.0) -> LatencyTable:
+                  window_ms: float = 5.0, extra: dict[str, tuple[nn.Module, torch.Tensor]] | None = None,
+                  ) -> LatencyTable:
     """Time every (operation, shape) of ``space`` and the all-skip network on ``device`` with
-    :func:`time_modules`; ``base_ms`` is the all-skip network minus its table entries."""
+    :func:`time_modules`; ``base_ms`` is the all-skip network minus its table entries. ``extra`` modules
+    are timed in the same rounds (ms in ``stats['extra_ms']``): predictions and measurements made under
+    the same machine load."""
     if not 1 <= batch_size <= 1024:
         raise ConfigError("batch_size", batch_size, "must be an integer from 1 to 1024")
     side = space.input_size
@@ -213,10 +216,13 @@ def measure_table(space: SearchSpace, device: torch.device, batch_size: int = 1,
                 jobs.setdefault(_key(op, shape), (module, torch.randn(batch_size, c, s, s)))
     skeleton = Genotype.uniform(space, "skip", space.stem_ops[0])
     jobs["__all_skip__"] = (DerivedNet(space, skeleton), torch.randn(batch_size, 3, side, side))
-    ms = time_modules(jobs, device, rounds, window_ms)
+    extra = extra or {}
+    ms = time_modules({**jobs, **{f"__extra__{k}": v for k, v in extra.items()}}, device, rounds, window_ms)
+    extra_ms = {k: ms.pop(f"__extra__{k}") for k in extra}
     all_skip = ms.pop("__all_skip__")
     table = LatencyTable(space=space, device=device_description(device), batch_size=batch_size, entries=ms,
                          base_ms=0.0, created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                         stats={"rounds": rounds, "window_ms": window_ms, "all_skip_ms": all_skip})
+                         stats={"rounds": rounds, "window_ms": window_ms, "all_skip_ms": all_skip,
+                                **({"extra_ms": extra_ms} if extra_ms else {})})
     table.base_ms = max(0.0, all_skip - table.predict_ms(skeleton))
     return table
