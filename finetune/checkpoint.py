@@ -13,7 +13,7 @@ import torch
 
 from finetune.heads import HeadSpec, VideoSpec
 from finetune.model import STRATEGIES, FinetuneModel, VideoFinetuneModel, build_model
-from finetune.zoo import list_models
+from finetune.zoo import is_known, list_models
 from metafeatures.errors import ArtifactError, ConfigError
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -149,7 +149,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     def bad(key: str, why: str) -> ArtifactError:
         return ArtifactError(f"{path}: checkpoint field {key}={data.get(key)!r:.80}: {why}")
 
-    if data["zoo_name"] not in list_models():
+    if not is_known(data["zoo_name"]):
         raise bad("zoo_name", f"unknown zoo model; known: {', '.join(list_models())}")
     n = data["n_classes"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from finetune.nas.names import is_searched_name
 from metafeatures.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,10 +160,10 @@ class FinetuneConfig(BaseModel):
     @field_validator("backbone")
     @classmethod
     def _check_backbone(cls, value: str) -> str:
-        """Refuse a backbone the model zoo does not build."""
+        """Refuse a backbone the model zoo does not build (``nas:<name>`` is resolved when the model is built)."""
         names = known_backbones()
-        if value not in names:
-            raise ValueError(f"unknown backbone; known: {', '.join(names)}")
+        if value not in names and not is_searched_name(value):
+            raise ValueError(f"unknown backbone; known: {', '.join(names)} or nas:<searched entry>")
         return value
 
     @field_validator("pretrained")

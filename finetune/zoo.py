@@ -21,6 +21,7 @@ from torchvision.models import WeightsEnum
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
 
 from finetune.heads import HeadSpec
+from finetune.nas.names import is_searched_name
 from metafeatures.errors import ArtifactError, ConfigError
 
 
@@ -85,13 +86,23 @@ def register_model(entry: ZooEntry) -> ZooEntry:
     return entry
 
 
+def is_known(name: object) -> bool:
+    """Whether ``name`` is a registered model or names a searched one (``nas:<name>``, resolved when built)."""
+    return name in _REGISTRY or is_searched_name(name)
+
+
 def list_models() -> list[str]:
     """Names of the registered zoo models, sorted."""
     return sorted(_REGISTRY)
 
 
 def get_entry(name: str) -> ZooEntry:
-    """Registry lookup; an unknown name raises ConfigError listing the known ones."""
+    """Registry lookup; an unknown name raises ConfigError listing the known ones. ``nas:<name>`` is a
+    searched network read from disk (``finetune.nas.entry``), never registered here."""
+    if is_searched_name(name):
+        from finetune.nas.entry import zoo_entry  # imports this module
+
+        return zoo_entry(name)  # type: ignore[no-any-return]
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

@@ -12,6 +12,7 @@ from metarec.commands import (
     finetune,
     fingerprint,
     matchers,
+    nas,
     portfolio,
     rebuild,
     search,
@@ -22,7 +23,7 @@ from metarec.commands import (
 from metarec.commands import eval as evaluation
 
 COMMAND_MODULES = (datasets, fingerprint, matchers, finetune, rebuild, search, portfolio, evaluation, serve, zoo,
-                   weights)
+                   weights, nas)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

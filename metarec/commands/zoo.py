@@ -1,4 +1,5 @@
-"""``metarec zoo list``: the fine-tuning backbones with parameters, FLOPs and (on request) CPU latency."""
+"""``metarec zoo list``: the fine-tuning backbones with parameters, FLOPs and (on request) CPU latency;
+searched entries (``nas:<name>``, from ``metarec nas search``) follow the built-in ones."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print one row per zoo entry."""
     from finetune.heads import HeadSpec
     from finetune.model import build_model
+    from finetune.nas.entry import list_entries
     from finetune.zoo import count_flops, count_parameters, get_entry, list_models, measure_latency
     from metafeatures.backbones import find_weights_file
     from metafeatures.errors import WeightsNotFoundError
 
     size = (args.input_size, args.input_size)
     rows: list[dict[str, Any]] = []
-    for name in list_models():
+    searched = {e.zoo_name: e for e in list_entries()}
+    for name in [*list_models(), *searched]:
         entry = get_entry(name)
         if args.input_size < entry.min_input_size:
             rows.append({"name": name, "error": f"needs at least {entry.min_input_size} px"})
@@ -40,6 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             weights = str(find_weights_file(entry.weights, name)) if entry.weights is not None else "none exist"
         except WeightsNotFoundError:
             weights = "not installed"
+        if name in searched:
+            weights = f"none (searched weights: {searched[name].weights_path})"
         row = {"name": name, "params": count_parameters(model), "flops": count_flops(name, size, args.n_classes),
                "min_input_size": entry.min_input_size, "imagenet_weights": weights}
         if args.latency:
