@@ -161,15 +161,18 @@ class BaseMatcher(BaseEstimator):
             )
 
     # ------------------------------------------------------------------ batch scoring
-    def _prepare_batch(self, batch: Any) -> np.ndarray:
-        """Validate a batch (2-D, or one 1-D fingerprint), check its width and standardise it."""
+    def _raw_batch(self, batch: Any) -> np.ndarray:
+        """Validate a batch (2-D, or one 1-D fingerprint) and check its width; float64, not standardised."""
         self._check_fitted()
         if not hasattr(batch, "shape"):
             batch = np.asarray(batch)
         if getattr(batch, "ndim", 2) == 1:
             batch = np.asarray(batch).reshape(1, -1)
-        X = _validate_data(self, batch, dtype=np.float64, reset=False)
-        return self._standardize(X)
+        return _validate_data(self, batch, dtype=np.float64, reset=False)
+
+    def _prepare_batch(self, batch: Any) -> np.ndarray:
+        """Validate a batch (2-D, or one 1-D fingerprint), check its width and standardise it."""
+        return self._standardize(self._raw_batch(batch))
 
     def predict_proba_batch(self, batch: Any) -> np.ndarray:
         """Score every known dataset (order of ``classes_``) for one batch; scores are >= 0 and sum to 1."""
@@ -194,12 +197,7 @@ class BaseMatcher(BaseEstimator):
         units of the two spreads) and with the ratio of the spreads. A single fingerprint has no spread of its
         own and is compared by its mean alone. Novelty is calibrated on it (:mod:`portfolio.novelty`).
         """
-        self._check_fitted()
-        if not hasattr(batch, "shape"):
-            batch = np.asarray(batch)
-        if getattr(batch, "ndim", 2) == 1:
-            batch = np.asarray(batch).reshape(1, -1)
-        X = _validate_data(self, batch, dtype=np.float64, reset=False)
+        X = self._raw_batch(batch)
         mean, var = X.mean(axis=0), self.class_var_
         if len(X) < 2:
             return (0.125 * (mean - self.centroids_) ** 2 / var).mean(axis=1)
