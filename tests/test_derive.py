@@ -128,3 +128,29 @@ def test_cli_derive_and_errors(source: Path, tmp_path: Path, capsys: pytest.Capt
     plain = summarize(open_dataset(source)).model_dump(mode="json")
     assert "group" not in plain and "derivation" not in plain
     assert np.isfinite(len(plain))
+
+
+def test_meta_collection_has_48_datasets_from_14_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default meta-collection's shape, with the (slow, 46 s) demo generators replaced by tiny sources of the
+    same names; the real generators are covered by tests/test_demo.py and tests/test_video_demo.py."""
+    from metafeatures import demo, demo_video
+    from metafeatures.derive import build_meta_collection
+
+    def fake(names: tuple[str, ...], readme: str):
+        def generate(out: Path, seed: int = 0, progress: bool = False, overwrite: bool = False) -> list[str]:
+            for k, name in enumerate(names):
+                make_image_folder(out / name, {"a": 6, "b": 6, "c": 6}, size=(12, 12), seed=k)
+            (out / readme).write_text("tiny")
+            return list(names)
+        return generate
+
+    monkeypatch.setattr(demo, "generate_demo_collection", fake(demo.DEMO_DATASETS, ".README.txt"))
+    monkeypatch.setattr(demo_video, "generate_video_demo", fake(demo_video.VIDEO_DEMO_DATASETS, ".README.video.txt"))
+    paths = build_meta_collection(tmp_path / "meta", seed=0, max_images=40)
+    members = open_collection(tmp_path / "meta")
+    assert len(paths) == len(members) == 48 and sorted(members) == sorted(p.name for p in paths)
+    groups = {read_derivation(p).group for p in paths}  # type: ignore[union-attr]
+    assert len(groups) == 14 and groups == set(demo.DEMO_DATASETS) | set(demo_video.VIDEO_DEMO_DATASETS)
+    assert (tmp_path / "meta" / ".sources" / "digits").is_dir()  # hidden: not a member
+    with pytest.raises(ConfigError, match="per_image_source"):
+        build_meta_collection(tmp_path / "x", per_image_source=-1)

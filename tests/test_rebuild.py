@@ -13,7 +13,7 @@ from offline_search.rebuild import RebuildOptions, rebuild
 from offline_search.scenario import SearchScenario
 from portfolio.artifact import load_portfolio
 from portfolio.recommender import Recommender
-from portfolio.store import ObservationStore
+from portfolio.store import ObservationStore, config_id, performance_view
 from tests.fixtures.factories import make_image_folder, make_npz
 
 
@@ -48,8 +48,13 @@ def test_rebuild_resume_and_recommend(tmp_path):
     default = next(c for c in loaded.candidates if c.source == "default").configuration
     assert (default["backbone"], default["pretrained"], default["strategy"]) == ("mobilenet_v2", "imagenet", "full")
     assert loaded.matrix.shape == (len(sources), 2)
+    # the store's view of the pool: every cell there (the incumbents' own cells are their BOHB rows), 10 % twice
+    hashes = {e.dataset: e.summary["content_hash"] for e in loaded.portfolio.entries}
+    view = performance_view(store, [config_id(c.configuration) for c in loaded.candidates], hashes, budget=1.0,
+                            budget_kind="epochs", time_budget=1200.0, t0=60.0)
     n_cells = len(sources) * 2
-    assert len([o for o in rows if o.source == "matrix"]) == n_cells + math.ceil(0.1 * n_cells)
+    assert not view.missing and int(view.n_seeds.sum()) == n_cells + math.ceil(0.1 * n_cells)
+    assert all(view.curve(config_id(c.configuration), d) for c in loaded.candidates for d in hashes)
     noise = loaded.portfolio.provenance["seed_noise"]
     assert noise["cells_with_two_seeds"] >= 1 and "mean_abs_diff" in noise
 
