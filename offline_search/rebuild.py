@@ -41,6 +41,7 @@ from portfolio.performance import DEFAULT_T0, DEFAULT_TIME_BUDGET, CellCurve, Pe
 from portfolio.store import ObservationStore, seed_noise
 
 OBJECTIVE = "offline_search.objective:finetune_objective"
+LEGACY_CELLS = "matrix_cells.json"
 Progress = Callable[[str], None]
 
 
@@ -161,6 +162,8 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
 
     ids = identities or {}
     store = ObservationStore(opts.store_path())
+    legacy_path = opts.work() / LEGACY_CELLS  # cells of builds made before the store (read-only)
+    legacy: dict[str, Any] = json.loads(legacy_path.read_text()) if legacy_path.is_file() else {}
     pool = [_Id(c) for c in candidates]
     extra = second_seed_cells(pool, list(datasets), opts.second_seed_fraction, opts.scenario.seed)
     todo = [(c, d, 0) for c in candidates for d in sorted(datasets)]
@@ -170,6 +173,11 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
                                                  1):
         config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
         kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
+        old = legacy.get(f"{source}->{target}") if offset == 0 else None
+        if isinstance(old, dict) and not _stored(store, config, kwargs, opts):
+            curves[(source, target)] = CellCurve(t=tuple(t for t, _ in old["curve"]), budget_s=float(old["budget_s"]),
+                                                 nauc=tuple(v for _, v in old["curve"]))
+            continue
         if not _stored(store, config, kwargs, opts):
             _say(opts, f"cell {n}/{len(todo)}: candidate {source} on {target}" + (" (second seed)" if offset else ""))
         try:
