@@ -85,6 +85,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"  splits {summary.split_counts}")
     print("  classes " + ", ".join(f"{k}:{v}" for k, v in summary.class_counts.items()))
     print(f"  content hash {summary.content_hash[:16]}…, skipped {summary.skipped}")
+    if summary.group is not None and summary.derivation is not None:
+        d = summary.derivation
+        print(f"  derived from {summary.group} (seed {d['seed']}, variant {d['index']}): scale {d['scale']}, "
+              f"{d['colour']}, crop {d['crop']}, noise {d['noise']}, train/class {d['train_per_class']}")
     for s in summary.skipped_files[:20]:
         print(f"    skipped {s.path}: {s.reason}")
     return 0
