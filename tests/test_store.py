@@ -38,6 +38,10 @@ def test_round_trip_and_one_row_per_key(tmp_path: Path) -> None:
     assert [o.seed for o in again.observations()] == [0, 1, 0]
     with sqlite3.connect(tmp_path / "obs.sqlite") as con:
         assert con.execute("SELECT COUNT(*), MIN(alc) FROM observations").fetchone() == (3, 0.5)
+    pd = pytest.importorskip("pandas")  # the documented one-liner for data scientists
+    df = pd.read_sql_query("select * from observations", sqlite3.connect(tmp_path / "obs.sqlite"))
+    assert len(df) == 3 and {"dataset_hash", "group", "configuration", "budget", "seed", "curve", "alc",
+                             "wall_time", "device", "metarec_version"} <= set(df.columns)
 
 
 def test_config_id_ignores_the_seed_only() -> None:
