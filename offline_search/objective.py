@@ -86,3 +86,23 @@ def _report(obs: Observation, score: str, cached: bool) -> dict[str, Any]:
     if value is None:
         return {"loss": WORST_LOSS, "info": {**info, "error": obs.error or obs.status}}
     return {"loss": -float(value), "info": info}
+
+
+def observe_cell(config: dict[str, Any], budget: float, dataset: str, *, dataset_name: str, dataset_hash: str,
+                 group: str, budget_kind: str = "epochs", base: dict[str, Any] | None = None,
+                 time_budget: float = 1200.0, t0: float = 60.0, test_fraction: float = 0.2,
+                 source: str = "matrix") -> Observation:
+    """One cell as an observation, without touching a store (a remote Ray task runs this; the driver, which
+    owns the store, appends the row). A run that raises is a ``failed`` observation with the reason."""
+    cfg = FinetuneConfig.from_configspace(config, base=base)
+    options = TrainOptions(epochs=budget if budget_kind == "epochs" else None,
+                           budget_s=budget if budget_kind == "seconds" else None,
+                           time_budget=time_budget, t0=t0, test_fraction=test_fraction, save_checkpoint=False)
+    try:
+        result = finetune(cfg, dataset, options)
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed observation
+        return Observation.failure(dataset=dataset_name, dataset_hash=dataset_hash, group=group,
+                                   configuration=cfg.to_dict(), budget=budget, budget_kind=budget_kind, source=source,
+                                   error=f"{type(exc).__name__}: {exc}", time_budget=time_budget, t0=t0)
+    return Observation.from_result(result, dataset=dataset_name, dataset_hash=dataset_hash, group=group,
+                                   budget=budget, budget_kind=budget_kind, source=source)

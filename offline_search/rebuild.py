@@ -75,6 +75,8 @@ class RebuildOptions:
     second_seed_fraction: float = 0.0
     search_per_group: int = 0
     progress_bar: bool = False
+    ray: bool = False
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         from metafeatures.errors import ConfigError
@@ -168,6 +170,8 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
     extra = second_seed_cells(pool, list(datasets), opts.second_seed_fraction, opts.scenario.seed)
     todo = [(c, d, 0) for c in candidates for d in sorted(datasets)]
     todo += [(c, d, 1) for c in candidates for d in sorted(datasets) if (c, d) in extra]
+    if opts.ray or opts.ray_address:
+        _cells_on_ray(todo, candidates, datasets, ids, legacy, store, opts)
     curves: dict[tuple[str, str], CellCurve | None] = {}
     for n, (source, target, offset) in enumerate(tqdm(todo, desc="cells", unit="cell", disable=not opts.progress_bar),
                                                  1):
@@ -190,6 +194,31 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
                 budget_s=float(info["budget_s"]))
     return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
                               t0=DEFAULT_T0)
+
+
+def _cells_on_ray(todo: list[tuple[str, str, int]], candidates: dict[str, dict[str, Any]],
+                  datasets: dict[str, Dataset], ids: dict[str, Identity], legacy: dict[str, Any],
+                  store: ObservationStore, opts: RebuildOptions) -> None:
+    """Run every cell of ``todo`` that is in neither the store nor the legacy cells as a Ray task; the rows
+    land in the store, so the serial loop that follows only reads them back."""
+    from offline_search.ray_cells import CellTask, run_cells
+
+    tasks = []
+    for source, target, offset in todo:
+        config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
+        kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
+        if target not in ids or _stored(store, config, kwargs, opts) or \
+                (offset == 0 and isinstance(legacy.get(f"{source}->{target}"), dict)):
+            continue
+        cell = {k: kwargs[k] for k in ("budget_kind", "base", "time_budget", "t0", "dataset_name", "dataset_hash",
+                                       "group", "source")}
+        tasks.append(CellTask(config=config, budget=opts.scenario.max_budget, dataset=str(datasets[target].root),
+                              kwargs=cell))
+    if tasks:
+        _say(opts, f"{len(tasks)} cells on Ray ({opts.ray_address or f'local, {opts.n_workers} workers'})")
+        run_cells(tasks, store, address=opts.ray_address, n_workers=max(1, opts.n_workers),
+                  progress=opts.progress_bar,
+                  on_done=lambda o: _say(opts, f"Ray: {o.dataset} done ({o.status}, seed {o.seed})"))
 
 
 class _Id:

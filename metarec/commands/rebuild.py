@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-per-group", type=int, default=0,
                    help="BOHB only on the first K datasets of each group (0: every dataset); the others "
                         "take the pool's best candidate")
+    p.add_argument("--ray", action="store_true",
+                   help="run the matrix cells as Ray tasks on this machine (--workers of them at once)")
+    p.add_argument("--ray-address", default=None,
+                   help="join a Ray cluster started with `ray start` (implies --ray); datasets must be at the same "
+                        "path on every node, the store stays here")
     p.add_argument("--resume", action="store_true", help="continue an interrupted rebuild")
     p.add_argument("--overwrite", action="store_true", help="discard earlier work and start afresh")
     p.add_argument("--json", action="store_true")
@@ -87,7 +92,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                           base_config=json.loads(args.base_config.read_text()) if args.base_config else {},
                           store=args.store, n_sobol=args.sobol, include_default=not args.no_default_candidate,
                           second_seed_fraction=args.second_seed_fraction, search_per_group=args.search_per_group,
-                          progress_bar=show_progress(args),
+                          progress_bar=show_progress(args), ray=args.ray, ray_address=args.ray_address,
                           on_progress=lambda m: note(f"[{time.perf_counter() - started:7.1f} s] {m}"))
     path = rebuild(opts)
     loaded = load_portfolio(path)
