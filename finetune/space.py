@@ -77,15 +77,16 @@ def build_search_space(
     strategies: Sequence[str] = STRATEGIES,
     seed: int = 0,
     modality: str = "image",
-    gate_imagenet: bool = True,
+    gate_imagenet: bool = False,
 ) -> ConfigurationSpace:
     """Seed 001 §6.2's space: backbone × weights × optimiser × strategy, batch size, lr, dropout, head depth;
     for ``modality="video"`` also the video head (temporal convolution or frame averaging).
 
     Defaults equal ``FinetuneConfig()``'s values wherever the choices allow, so the space's default
     configuration is the config's default; ``last_k`` exists (and is active) only with strategy "last_k".
-    With ``gate_imagenet`` (the default) ``pretrained=imagenet`` is forbidden for every backbone whose
-    ImageNet file is not installed here, so a search never spends trials on configurations that cannot run.
+    With ``gate_imagenet`` ``pretrained=imagenet`` is forbidden for every backbone whose ImageNet file is not
+    installed here, so a search never spends trials on configurations that cannot run; the offline search
+    gates, while a portfolio records the ungated space (it must load on machines with other weights).
     """
     defaults = FinetuneConfig()
     backbone_choices, backbone_default = _choices("backbone", backbones, defaults.backbone)

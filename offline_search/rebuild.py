@@ -115,7 +115,7 @@ def dataset_seed(seed: int, name: str) -> int:
 def search_dataset(name: str, ds: Dataset, opts: RebuildOptions, summary: DatasetSummary | None = None) -> Trial:
     """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
     sc = opts.scenario
-    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality)
+    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality, gate_imagenet=True)
     best: list[Trial] = []
     for k in range(sc.n_runs):
         trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
@@ -299,7 +299,8 @@ def rebuild(opts: RebuildOptions) -> Path:
                                            scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)
                for n in sorted(incumbents)]
     pool = candidate_pool(entries, opts.include_default, opts.scenario.seed, n_sobol=opts.n_sobol,
-                          space=_space(opts, {}), base=opts.base_config)
+                          space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained,
+                                                   gate_imagenet=True), base=opts.base_config)
     if len(incumbents) < len(datasets):
         entries = _entries_from_pool(entries, pool, datasets, summaries, opts)
     return assemble(entries, datasets, opts, pool=pool)

@@ -20,8 +20,7 @@ from tests.fixtures.portfolios import fake_summary
 
 @pytest.fixture(scope="module")
 def space():
-    space = build_search_space(backbones=("lenet", "mobilenet_v2", "resnet18"), pretrained=("imagenet", "none"),
-                               gate_imagenet=False)
+    space = build_search_space(backbones=("lenet", "mobilenet_v2", "resnet18"), pretrained=("imagenet", "none"))
     # forbid resnet18+imagenet as for an uninstalled file, to exercise the repair
     space.add(ForbiddenAndConjunction(ForbiddenEqualsClause(space["backbone"], "resnet18"),
                                       ForbiddenEqualsClause(space["pretrained"], "imagenet")))

@@ -80,13 +80,13 @@ def test_lite0_blocks_for_last_k():
 def test_space_offers_imagenet_only_where_installed(empty_hub):
     kinds = ("mobilenet_v2", "efficientnet_lite0", "lenet")
     assert not any(imagenet_installed(b) for b in kinds)
-    nothing = build_search_space(backbones=kinds, pretrained=("imagenet", "none"))
+    nothing = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), gate_imagenet=True)
     assert list(nothing["pretrained"].choices) == ["none"]
     with pytest.raises(ConfigError, match="no backbone of the space has its ImageNet weights installed"):
-        build_search_space(backbones=kinds, pretrained=("imagenet",))
+        build_search_space(backbones=kinds, pretrained=("imagenet",), gate_imagenet=True)
 
     install_packaged(LITE0, empty_hub / "checkpoints")
-    space = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), seed=3)
+    space = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), seed=3, gate_imagenet=True)
     pairs = {(c["backbone"], c["pretrained"]) for c in space.sample_configuration(200)}
     assert ("efficientnet_lite0", "imagenet") in pairs
     assert {p for p in pairs if p[1] == "imagenet"} == {("efficientnet_lite0", "imagenet")}
@@ -94,9 +94,9 @@ def test_space_offers_imagenet_only_where_installed(empty_hub):
     assert (default.backbone, default.pretrained) == ("mobilenet_v2", "none")  # its file is missing here
 
     install_packaged(MOBILENET, empty_hub / "checkpoints")
-    both = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), seed=3)
+    both = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), seed=3, gate_imagenet=True)
     assert FinetuneConfig.from_configspace(both.get_default_configuration()) == FinetuneConfig()
     assert {c["backbone"] for c in both.sample_configuration(200) if c["pretrained"] == "imagenet"} == \
         {"mobilenet_v2", "efficientnet_lite0"}
-    ungated = build_search_space(backbones=kinds, pretrained=("imagenet", "none"), gate_imagenet=False)
+    ungated = build_search_space(backbones=kinds, pretrained=("imagenet", "none"))  # a portfolio's recorded space
     assert "lenet" in {c["backbone"] for c in ungated.sample_configuration(200) if c["pretrained"] == "imagenet"}
