@@ -30,6 +30,7 @@ ZOO_NAMES: tuple[str, ...] = (
     "mobilenet_v3_large",
     "efficientnet_b0",
     "efficientnet_mini",
+    "efficientnet_lite0",
     "vgg11_bn",
     "googlenet",
     "alexnet",

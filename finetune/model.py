@@ -151,7 +151,8 @@ def _load_imagenet_state(entry: ZooEntry) -> tuple[dict[str, torch.Tensor], Path
         raise ArtifactError(f"{path}: not a readable torch state dict ({type(exc).__name__})") from exc
     if not isinstance(state, dict):
         raise ArtifactError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return state, path, digest
+    convert = getattr(entry.weights, "convert_state", None)  # packaged (non-torchvision) files: key layout
+    return (convert(state) if convert is not None else state), path, digest
 
 
 def _load_checkpoint_backbone(entry: ZooEntry, path: Path) -> tuple[dict[str, torch.Tensor], str]:

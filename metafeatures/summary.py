@@ -67,13 +67,17 @@ class DatasetSummary(BaseModel):
     skipped: int
     skipped_files: list[SkippedFile]
     video: VideoStats | None = None
+    group: str | None = None
+    derivation: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_empty_video(self, handler: SerializerFunctionWrapHandler) -> dict:
-        """Image summaries serialise exactly as before video support (no ``video: null`` entry)."""
+        """Summaries serialise exactly as before video and derived datasets (no ``video: null``,
+        ``group: null`` or ``derivation: null`` entries)."""
         data = handler(self)
-        if data.get("video") is None:
-            data.pop("video", None)
+        for key in ("video", "group", "derivation"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 
@@ -180,6 +184,7 @@ def _build(ds: Dataset, items: list, heights: np.ndarray, widths: np.ndarray, ch
     if len(counts) < 2:
         raise SingleClassError(ds.root, f"only one readable class ({next(iter(counts))!r}); need at least two")
     splits = Counter(it.split or "unsplit" for it in items)
+    derivation = _derivation(ds)
     mean_h, mean_w = float(heights.mean()), float(widths.mean())
     return DatasetSummary(
         name=ds.name, layout=ds.layout, n_items=len(items), n_classes=len(counts),
@@ -191,7 +196,17 @@ def _build(ds: Dataset, items: list, heights: np.ndarray, widths: np.ndarray, ch
         channels=channels, target_size=adaptive_size(mean_h, mean_w, max_edge),
         content_hash=content_hash, skipped=len(ds.skipped),
         skipped_files=[SkippedFile(path=s.path, reason=s.reason) for s in ds.skipped],
+        group=derivation.group if derivation else None, derivation=derivation.to_dict() if derivation else None,
     )
+
+
+def _derivation(ds: Dataset) -> Any:
+    """The derivation record of a derived dataset folder (``metafeatures.derive``), else None."""
+    if ds.layout != "folder":
+        return None
+    from metafeatures.derive import read_derivation  # derive imports this module
+
+    return read_derivation(ds.root)
 
 
 __all__ = ["DatasetSummary", "Skipped", "SkippedFile", "VideoStats", "content_hash", "summarize"]

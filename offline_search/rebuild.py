@@ -1,7 +1,11 @@
 """The offline rebuild: BOHB per dataset → incumbents → performance matrix → matchers → portfolio directory.
 
-Every expensive step is recorded under a work directory named by the scenario, so a killed rebuild
-resumes: finished BOHB iterations are not run again and finished matrix cells are read back.
+Every expensive step is recorded, so a killed rebuild resumes: BOHB logs live under a work directory
+named by the scenario (finished iterations are not run again), and every fine-tune (BOHB trial, matrix
+cell) is a row of the observation store (``portfolio.store``), read back instead of trained again. The
+candidate pool is the incumbents, seed 000's default and ``n_sobol`` Sobol points of the space; a share
+of its cells also runs a second seed (the noise goes into the provenance). With ``search_per_group``
+BOHB runs on only the first datasets of each group, and the others take the pool's best candidate.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
 from portfolio.calibration import calibrate
 from portfolio.candidates import Candidate, default_candidate, with_costs
 from portfolio.performance import DEFAULT_T0, DEFAULT_TIME_BUDGET, CellCurve, PerformanceData, matrix_from_curves
+from portfolio.store import ObservationStore, seed_noise
 
 OBJECTIVE = "offline_search.objective:finetune_objective"
+LEGACY_CELLS = "matrix_cells.json"
 Progress = Callable[[str], None]
 
 
@@ -61,9 +67,30 @@ class RebuildOptions:
     matcher_hpo_iterations: int = 0
     matcher_test_batch_size: int = 64
     matcher_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    include_default: bool = True
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
+    include_default: bool = True
+    store: Path | None = None
+    n_sobol: int = 0
+    second_seed_fraction: float = 0.0
+    search_per_group: int = 0
+    progress_bar: bool = False
+    ray: bool = False
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        from metafeatures.errors import ConfigError
+
+        checks = [("n_sobol", 0 <= self.n_sobol <= 4096, "must be between 0 and 4096"),
+                  ("second_seed_fraction", 0.0 <= self.second_seed_fraction <= 1.0, "must be between 0 and 1"),
+                  ("search_per_group", 0 <= self.search_per_group <= 1000, "must be between 0 and 1000")]
+        for name, ok, problem in checks:
+            if not ok:
+                raise ConfigError(name, getattr(self, name), problem)
+
+    def store_path(self) -> Path:
+        """The observation store: ``store``, or ``<out>.observations.sqlite`` beside the portfolio."""
+        return self.store or self.out.parent / f"{self.out.name}.observations.sqlite"
 
     def work(self) -> Path:
         """Where run logs, matrix cells and fingerprints live: beside the output, named by the scenario."""
@@ -85,54 +112,129 @@ def dataset_seed(seed: int, name: str) -> int:
     return (seed + zlib.crc32(name.encode())) % (2**31)
 
 
-def search_dataset(name: str, ds: Dataset, opts: RebuildOptions) -> Trial:
+def search_dataset(name: str, ds: Dataset, opts: RebuildOptions, summary: DatasetSummary | None = None) -> Trial:
     """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
     sc = opts.scenario
-    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality)
+    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality, gate_imagenet=True)
     best: list[Trial] = []
     for k in range(sc.n_runs):
         trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
                           min_budget=sc.min_budget, max_budget=sc.max_budget, n_iterations=sc.n_iterations,
                           eta=sc.eta, n_workers=opts.n_workers, host=opts.nameserver_host,
                           port=opts.nameserver_port, seed=dataset_seed(sc.seed, name) + k, resume=opts.resume,
-                          objective_kwargs=_objective_kwargs(ds, opts))
+                          objective_kwargs=_objective_kwargs(ds, opts, _identity(summary), "bohb"))
         best.append(incumbent(trials))
     return min(best, key=lambda t: t.loss)  # type: ignore[arg-type,return-value]
 
 
-def _objective_kwargs(ds: Dataset, opts: RebuildOptions) -> dict[str, Any]:
-    """Arguments of the fine-tune objective for one dataset."""
-    return {"dataset": str(ds.root), "budget_kind": opts.scenario.budget_kind, "score": opts.scenario.score,
-            "base": {"seed": opts.scenario.seed, **opts.base_config}, "time_budget": DEFAULT_TIME_BUDGET,
-            "t0": DEFAULT_T0}
+Identity = tuple[str, str]  # (content hash, group) of a dataset in the observation store
+
+
+def _identity(summary: DatasetSummary | Any | None) -> Identity | None:
+    """(content hash, group) from a DatasetSummary or its JSON form."""
+    if summary is None:
+        return None
+    data = summary if isinstance(summary, dict) else summary.model_dump(mode="json")
+    return str(data["content_hash"]), str(data.get("group") or data["name"])
+
+
+def _objective_kwargs(ds: Dataset, opts: RebuildOptions, identity: Identity | None = None, source: str = "matrix",
+                      ) -> dict[str, Any]:
+    """Arguments of the fine-tune objective for one dataset, with its identity in the observation store."""
+    kwargs = {"dataset": str(ds.root), "budget_kind": opts.scenario.budget_kind, "score": opts.scenario.score,
+              "base": {"seed": opts.scenario.seed, **opts.base_config}, "time_budget": DEFAULT_TIME_BUDGET,
+              "t0": DEFAULT_T0, "store": str(opts.store_path()), "dataset_name": ds.name, "source": source}
+    if identity is not None:
+        kwargs.update({"dataset_hash": identity[0], "group": identity[1]})
+    return kwargs
 
 
 def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, Dataset],
-                     opts: RebuildOptions) -> PerformanceData:
+                     opts: RebuildOptions, identities: dict[str, Identity] | None = None) -> PerformanceData:
     """Every candidate evaluated on every dataset at the maximum budget, with its learning curve.
 
-    Cells are cached in ``matrix_cells.json`` as they finish, so a killed run resumes where it stopped; a
-    failed run is stored as ``null`` (NaN in the matrix). Scores are the curves' ALC at the scenario's T.
+    Every cell goes through the observation store: a cell already there is read back (the resume), a new
+    one is trained and appended; a failed run is NaN in the matrix. ``second_seed_fraction`` of the cells
+    also run with seed + 1 (stored, not in the matrix: the noise is reported). Scores are the curves' ALC
+    at the scenario's T.
     """
-    cells_path = opts.work() / "matrix_cells.json"
-    cells: dict[str, Any] = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+    from tqdm import tqdm
+
+    from offline_search.pool import second_seed_cells
+
+    ids = identities or {}
+    store = ObservationStore(opts.store_path())
+    legacy_path = opts.work() / LEGACY_CELLS  # cells of builds made before the store (read-only)
+    legacy: dict[str, Any] = json.loads(legacy_path.read_text()) if legacy_path.is_file() else {}
+    pool = [_Id(c) for c in candidates]
+    extra = second_seed_cells(pool, list(datasets), opts.second_seed_fraction, opts.scenario.seed)
+    todo = [(c, d, 0) for c in candidates for d in sorted(datasets)]
+    todo += [(c, d, 1) for c in candidates for d in sorted(datasets) if (c, d) in extra]
+    if opts.ray or opts.ray_address:
+        _cells_on_ray(todo, candidates, datasets, ids, legacy, store, opts)
     curves: dict[tuple[str, str], CellCurve | None] = {}
-    todo = [(c, d) for c in candidates for d in sorted(datasets)]
-    for n, (source, target) in enumerate(todo, 1):
-        key = f"{source}->{target}"
-        if key not in cells or not isinstance(cells[key], (dict, type(None))):  # absent, or a score without curve
-            _say(opts, f"cell {n}/{len(todo)}: candidate {source} on {target}")
-            out = finetune_objective(candidates[source], opts.scenario.max_budget,
-                                     **_objective_kwargs(datasets[target], opts))
-            info = out["info"]
-            cells[key] = None if "error" in info else {"curve": info["curve"], "budget_s": info["budget_s"]}
-            cells_path.write_text(json.dumps(cells, indent=1, sort_keys=True))
-        cell = cells[key]
-        curves[(source, target)] = None if cell is None else CellCurve(
-            t=tuple(t for t, _ in cell["curve"]), nauc=tuple(v for _, v in cell["curve"]),
-            budget_s=float(cell["budget_s"]))
+    for n, (source, target, offset) in enumerate(tqdm(todo, desc="cells", unit="cell", disable=not opts.progress_bar),
+                                                 1):
+        config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
+        kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
+        old = legacy.get(f"{source}->{target}") if offset == 0 else None
+        if isinstance(old, dict) and not _stored(store, config, kwargs, opts):
+            curves[(source, target)] = CellCurve(t=tuple(t for t, _ in old["curve"]), budget_s=float(old["budget_s"]),
+                                                 nauc=tuple(v for _, v in old["curve"]))
+            continue
+        if not _stored(store, config, kwargs, opts):
+            _say(opts, f"cell {n}/{len(todo)}: candidate {source} on {target}" + (" (second seed)" if offset else ""))
+        try:
+            info = finetune_objective(config, opts.scenario.max_budget, **kwargs)["info"]
+        except Exception as exc:  # noqa: BLE001 - stored as a failed observation; the cell is NaN
+            info = {"error": f"{type(exc).__name__}: {exc}"}
+        if offset == 0:
+            curves[(source, target)] = None if "error" in info else CellCurve(
+                t=tuple(t for t, _ in info["curve"]), nauc=tuple(v for _, v in info["curve"]),
+                budget_s=float(info["budget_s"]))
     return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
                               t0=DEFAULT_T0)
+
+
+def _cells_on_ray(todo: list[tuple[str, str, int]], candidates: dict[str, dict[str, Any]],
+                  datasets: dict[str, Dataset], ids: dict[str, Identity], legacy: dict[str, Any],
+                  store: ObservationStore, opts: RebuildOptions) -> None:
+    """Run every cell of ``todo`` that is in neither the store nor the legacy cells as a Ray task; the rows
+    land in the store, so the serial loop that follows only reads them back."""
+    from offline_search.ray_cells import CellTask, run_cells
+
+    tasks = []
+    for source, target, offset in todo:
+        config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
+        kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
+        if target not in ids or _stored(store, config, kwargs, opts) or \
+                (offset == 0 and isinstance(legacy.get(f"{source}->{target}"), dict)):
+            continue
+        cell = {k: kwargs[k] for k in ("budget_kind", "base", "time_budget", "t0", "dataset_name", "dataset_hash",
+                                       "group", "source")}
+        tasks.append(CellTask(config=config, budget=opts.scenario.max_budget, dataset=str(datasets[target].root),
+                              kwargs=cell))
+    if tasks:
+        _say(opts, f"{len(tasks)} cells on Ray ({opts.ray_address or f'local, {opts.n_workers} workers'})")
+        run_cells(tasks, store, address=opts.ray_address, n_workers=max(1, opts.n_workers),
+                  progress=opts.progress_bar,
+                  on_done=lambda o: _say(opts, f"Ray: {o.dataset} done ({o.status}, seed {o.seed})"))
+
+
+class _Id:
+    """A candidate id where :func:`second_seed_cells` expects a candidate."""
+
+    def __init__(self, cid: str) -> None:
+        self.id = cid
+
+
+def _stored(store: ObservationStore, config: dict[str, Any], kwargs: dict[str, Any], opts: RebuildOptions) -> bool:
+    """True when the observation store already holds this cell (so nothing is trained)."""
+    if "dataset_hash" not in kwargs:
+        return False
+    cfg = FinetuneConfig.from_configspace(config, base=kwargs["base"])
+    return store.get(kwargs["dataset_hash"], cfg, opts.scenario.max_budget, opts.scenario.budget_kind, cfg.seed,
+                     DEFAULT_TIME_BUDGET, DEFAULT_T0) is not None
 
 
 def fit_matchers(fingerprints: dict[str, Fingerprints], opts: RebuildOptions) -> dict[str, Any]:
@@ -183,31 +285,72 @@ def rebuild(opts: RebuildOptions) -> Path:
         shutil.rmtree(opts.work())
     opts.work().mkdir(parents=True, exist_ok=True)
     opts.scenario.save(opts.work())
-    summaries: dict[str, DatasetSummary] = {}
+    summaries = {name: summarize(ds) for name, ds in datasets.items()}
     incumbents: dict[str, dict[str, Any]] = {}
     scores: dict[str, float] = {}
-    for name, ds in datasets.items():
-        summaries[name] = summarize(ds)
+    for name in searched_datasets(summaries, opts):
         unit = "clips" if summaries[name].modality == "video" else "images"
         _say(opts, f"BOHB on {name} ({summaries[name].n_items} {unit})")
-        best = search_dataset(name, ds, opts)
+        best = search_dataset(name, datasets[name], opts, summaries[name])
         incumbents[name] = best.config
         scores[name] = -float(best.loss)  # type: ignore[arg-type]
     base = {"seed": opts.scenario.seed, **opts.base_config}
     entries = [PortfolioEntry.from_objects(summaries[n], FinetuneConfig.from_configspace(incumbents[n], base=base),
                                            scores[n], opts.scenario.max_budget, opts.scenario.budget_kind)
-               for n in sorted(datasets)]
-    return assemble(entries, datasets, opts)
+               for n in sorted(incumbents)]
+    pool = candidate_pool(entries, opts.include_default, opts.scenario.seed, n_sobol=opts.n_sobol,
+                          space=build_search_space(opts.scenario.backbones, opts.scenario.pretrained,
+                                                   gate_imagenet=True), base=opts.base_config)
+    if len(incumbents) < len(datasets):
+        entries = _entries_from_pool(entries, pool, datasets, summaries, opts)
+    return assemble(entries, datasets, opts, pool=pool)
 
 
-def candidate_pool(entries: list[PortfolioEntry], include_default: bool = True, seed: int = 0) -> list[Candidate]:
-    """The candidates every dataset is evaluated with: each entry's incumbent, plus the seed-000 default."""
+def searched_datasets(summaries: dict[str, DatasetSummary], opts: RebuildOptions) -> list[str]:
+    """The datasets BOHB runs on: all, or (``search_per_group`` = k) the first k of each group by name."""
+    if opts.search_per_group <= 0:
+        return sorted(summaries)
+    taken: dict[str, int] = {}
+    chosen = []
+    for name in sorted(summaries):
+        group = summaries[name].group or name
+        if taken.get(group, 0) < opts.search_per_group:
+            taken[group] = taken.get(group, 0) + 1
+            chosen.append(name)
+    return chosen
+
+
+def _entries_from_pool(entries: list[PortfolioEntry], pool: list[Candidate], datasets: dict[str, Dataset],
+                       summaries: dict[str, DatasetSummary], opts: RebuildOptions) -> list[PortfolioEntry]:
+    """Entries for the datasets BOHB did not search: the pool candidate that scores best on each (its cells
+    are computed here and read back from the store by :func:`assemble`)."""
+    data = performance_data({c.id: c.configuration for c in pool}, datasets, opts,
+                            {n: _identity(s) for n, s in summaries.items()})  # type: ignore[misc]
+    m = data.matrix
+    out = list(entries)
+    for name in sorted(set(datasets) - {e.dataset for e in entries}):
+        column = m.scores[:, m.dataset_index(name)]
+        if np.isnan(column).all():
+            raise MetarecError(f"no candidate of the pool completed a run on {name}; see {opts.store_path()}")
+        best = int(np.nanargmax(column))
+        out.append(PortfolioEntry.from_objects(summaries[name], pool[best].config(), float(column[best]),
+                                               opts.scenario.max_budget, opts.scenario.budget_kind))
+    return sorted(out, key=lambda e: e.dataset)
+
+
+def candidate_pool(entries: list[PortfolioEntry], include_default: bool = True, seed: int = 0, n_sobol: int = 0,
+                   space: Any = None, base: dict[str, Any] | None = None) -> list[Candidate]:
+    """The candidates every dataset is evaluated with: each entry's incumbent, the seed-000 default and
+    ``n_sobol`` space-filling (Sobol) points of ``space``; a configuration already in the pool is not added."""
+    from offline_search.pool import sobol_candidates
     from portfolio.candidates import incumbent_candidates
 
     pool = incumbent_candidates(entries)
     default = default_candidate(seed)
-    if include_default and all(c.configuration != default.configuration for c in pool):
-        pool.append(default)
+    extra = ([default] if include_default else []) + (sobol_candidates(space, n_sobol, seed, base) if n_sobol else [])
+    for cand in extra:
+        if all(c.configuration != cand.configuration for c in pool):
+            pool.append(cand)
     return pool
 
 
@@ -216,7 +359,10 @@ def assemble(entries: list[PortfolioEntry], datasets: dict[str, Dataset], opts: 
     """Known datasets with their incumbents → every candidate on every dataset (curves) → fingerprints →
     matchers → selection calibration → the saved portfolio directory (shared by rebuild and update)."""
     pool = pool if pool is not None else candidate_pool(entries, opts.include_default, opts.scenario.seed)
-    data = performance_data({c.id: c.configuration for c in pool}, datasets, opts)
+    identities = {e.dataset: _identity(e.summary) for e in entries}
+    data = performance_data({c.id: c.configuration for c in pool}, datasets, opts, identities)  # type: ignore[arg-type]
+    noise = seed_noise(ObservationStore(opts.store_path()), source="matrix")
+    extra_provenance = {**(extra_provenance or {}), "seed_noise": noise, "observation_store": opts.store_path().name}
     _say(opts, "fingerprints and matchers")
     fpr = Fingerprinter(opts.fingerprint_backbone, opts.fingerprint_weights, resolution=opts.fingerprint_resolution,
                         seed=opts.scenario.seed)

