@@ -168,8 +168,9 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
     legacy: dict[str, Any] = json.loads(legacy_path.read_text()) if legacy_path.is_file() else {}
     pool = [_Id(c) for c in candidates]
     extra = second_seed_cells(pool, list(datasets), opts.second_seed_fraction, opts.scenario.seed)
-    todo = [(c, d, 0) for c in candidates for d in sorted(datasets)]
-    todo += [(c, d, 1) for c in candidates for d in sorted(datasets) if (c, d) in extra]
+    # dataset-major: an interrupted build holds whole columns, so the gap oracle - single best can be read early
+    todo = [(c, d, 0) for d in sorted(datasets) for c in candidates]
+    todo += [(c, d, 1) for d in sorted(datasets) for c in candidates if (c, d) in extra]
     if opts.ray or opts.ray_address:
         _cells_on_ray(todo, candidates, datasets, ids, legacy, store, opts)
     curves: dict[tuple[str, str], CellCurve | None] = {}
