@@ -332,5 +332,5 @@ def seed_noise(store: ObservationStore, score: str = "alc", source: str | None =
     return stats
 
 
-__all__ = ["READABLE_VERSIONS", "STORE_FORMAT_VERSION", "Observation", "ObservationStore", "PerformanceView", "config_id",
-           "performance_view", "seed_noise"]
+__all__ = ["READABLE_VERSIONS", "STORE_FORMAT_VERSION", "Observation", "ObservationStore", "PerformanceView",
+           "config_id", "performance_view", "seed_noise"]
