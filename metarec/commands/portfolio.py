@@ -165,7 +165,8 @@ def cmd_update(args: argparse.Namespace) -> int:
                             added=_added_args(args.add), store=args.store)
     loaded = load_portfolio(path)
     payload = {"directory": str(path), "version": loaded.version, "updated_from": loaded.portfolio.provenance.get(
-        "updated_from"), "added_datasets": sorted(loaded.portfolio.provenance.get("added_datasets", {})), "candidates": len(loaded.candidates), "datasets": len(loaded.portfolio.datasets),
+        "updated_from"), "added_datasets": sorted(loaded.portfolio.provenance.get("added_datasets", {})),
+        "candidates": len(loaded.candidates), "datasets": len(loaded.portfolio.datasets),
         "default_policy": loaded.selection.default_policy, "seconds": round(time.perf_counter() - start, 1)}
     if args.json:
         emit_json(payload)
