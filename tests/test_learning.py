@@ -74,3 +74,11 @@ def test_update_adds_a_dataset_through_the_store_and_resumes(tmp_path: Path) -> 
         update_portfolio(source, root / "pf3", added={"noise": root / "new" / "fam_b"}, store=store.path)
     with pytest.raises(ConfigError, match="content of the known dataset tinted"):
         update_portfolio(source, root / "pf3", added={"copy": root / "known" / "tinted"}, store=store.path)
+
+
+def test_cli_add_arguments() -> None:
+    from metarec.commands.portfolio import _added_args
+
+    assert _added_args(["data/fam/a", "b=data/x/y.npz"]) == {"a": Path("data/fam/a"), "b": Path("data/x/y.npz")}
+    with pytest.raises(ConfigError, match="twice"):
+        _added_args(["a=x", "y/a"])

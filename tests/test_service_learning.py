@@ -76,6 +76,8 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
         served = _served(admin, done["result"]["portfolio_version"])
         assert sorted(e["dataset"] for e in served["entries"]) == ["fam_a", "noise", "tinted"]
         assert served["provenance"]["updated_from"] == before["version"]
+        updates = admin.get("/v1/jobs", params={"kind": "portfolio_update"}).json()
+        assert [j["status"] for j in updates["items"]] == ["succeeded", "cancelled"]
     assert (root / "pf" / "portfolio.json").is_file() and not (root / "pf.observations.sqlite").exists()
     shutil.rmtree(root / "jobs", ignore_errors=True)
 
