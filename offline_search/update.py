@@ -64,14 +64,30 @@ def _added(added: Mapping[str, Path], known: dict[str, str]) -> tuple[dict[str, 
     return datasets, summaries
 
 
+def _located(located: Mapping[str, Path], hashes: dict[str, str]) -> dict[str, Dataset]:
+    """The known datasets given by path; ArtifactError if one is not a known dataset or has other content."""
+    from metafeatures.summary import content_hash
+
+    out: dict[str, Dataset] = {}
+    for name, path in located.items():
+        ds = open_dataset(path, name=name)
+        if hashes.get(name) != content_hash(ds):
+            raise ArtifactError(f"{path}: not the portfolio's known dataset {name} (content hash differs)")
+        out[name] = ds
+    return out
+
+
 def update_portfolio(source: Path, out: Path, collection: Path | None = None, work_dir: Path | None = None,
                      include_default: bool = True, overwrite: bool = False,
                      on_progress: Callable[[str], None] | None = None, progress: bool = False,
                      added: Mapping[str, Path] | None = None, store: Path | None = None,
-                     on_cell: Callable[[int, int], None] | None = None) -> Path:
+                     on_cell: Callable[[int, int], None] | None = None,
+                     located: Mapping[str, Path] | None = None) -> Path:
     """Re-assemble the portfolio in ``source`` into ``out``, plus the ``added`` datasets ({name: path}) as known
     ones, with cells read from / written to ``store`` (default: beside ``out``); see the module docstring.
-    ``on_cell(done, total)`` is called after every cell (it may raise to stop the update between cells)."""
+    ``on_cell(done, total)`` is called after every cell (it may raise to stop the update between cells).
+    Known datasets are taken from ``located`` ({name: path}, e.g. those an earlier update added from the
+    service's registered datasets), then from ``collection`` (or the regenerated demo datasets)."""
     data = _read(source)
     entries = [PortfolioEntry.model_validate(e) for e in data["entries"]]
     provenance = data["provenance"]
@@ -81,7 +97,10 @@ def update_portfolio(source: Path, out: Path, collection: Path | None = None, wo
     sampling = provenance.get("fingerprint_sampling") or {"n_samples": 512, "seed": scenario.seed}
     hashes = {e.dataset: str(e.summary["content_hash"]) for e in entries}
     new_sets, new_summaries = _added(added or {}, hashes)
-    datasets = known_datasets(list(hashes), hashes, collection, seed=0, progress=progress, say=on_progress)
+    datasets = _located(located or {}, hashes)
+    rest = [n for n in hashes if n not in datasets]
+    if rest:
+        datasets.update(known_datasets(rest, hashes, collection, seed=0, progress=progress, say=on_progress))
     params = {name: read_matcher_params(source / file) for name, file in data["matchers"].items()}
     opts = RebuildOptions(collection=collection or source, out=out, scenario=scenario,
                           work_dir=work_dir or out.parent / f".{out.name}.work", fingerprint_backbone=spec.backbone,

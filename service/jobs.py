@@ -155,7 +155,8 @@ def run_update_job(params: dict[str, Any], out_dir: Path, settings: Any, factory
     path = update_portfolio(Path(params["source_dir"]), out_dir / "portfolio", collection=collection,
                             work_dir=out_dir / "work", include_default=bool(params.get("include_default", True)),
                             on_progress=on_message, added={n: Path(p) for n, p in added.items()},
-                            store=settings.store_path, on_cell=on_cell)
+                            store=settings.store_path, on_cell=on_cell,
+                            located={n: root / p for n, p in params.get("located", {}).items()})
     check("before publishing")
     loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
     publish_portfolio(factory, path, root)

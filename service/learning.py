@@ -135,3 +135,18 @@ def added_datasets(factory: sessionmaker, dataset_ids: list[str], known_names: l
             taken.add(name)
             out[name] = row.path
     return out
+
+
+def registered_known(factory: sessionmaker, known: dict[str, str]) -> dict[str, DatasetRow]:
+    """{known dataset name: its registration} for the portfolio's known datasets that are registered (by content
+    hash): an earlier update added them from here, so the next update finds them here too."""
+    from sqlalchemy import select
+
+    by_hash = {h: n for n, h in known.items()}
+    with factory() as session:
+        rows = session.scalars(select(DatasetRow).where(DatasetRow.content_hash.in_(list(by_hash)))
+                               .order_by(DatasetRow.created_at, DatasetRow.id)).all()
+    out: dict[str, DatasetRow] = {}
+    for row in rows:
+        out.setdefault(by_hash[row.content_hash], row)
+    return out

@@ -9,7 +9,7 @@ import pytest
 
 from finetune.trainer import TrainOptions, finetune
 from metafeatures.datasets import open_dataset
-from metafeatures.errors import ConfigError
+from metafeatures.errors import ArtifactError, ConfigError
 from metafeatures.summary import summarize
 from offline_search.update import update_portfolio
 from portfolio.artifact import load_portfolio
@@ -69,6 +69,17 @@ def test_update_adds_a_dataset_through_the_store_and_resumes(tmp_path: Path) -> 
     col = new.matrix.dataset_index("fam_a")
     assert new.matrix.scores[0, col] == pytest.approx(obs.alc)  # the job's ALC is the cell's score
     assert len(store) == 6 and {o.source for o in store.observations()} == {"job", "matrix"}
+
+    # the next update starts from that version: fam_a is found where it was registered, fam_b joins it
+    messages.clear()
+    newer = load_portfolio(update_portfolio(new.directory, root / "pf3", **{
+        **kwargs, "added": {"fam_b": root / "new" / "fam_b"}, "located": {"fam_a": ds.root}}))
+    assert newer.portfolio.datasets == ["fam_a", "fam_b", "noise", "tinted"]
+    assert [m for m in messages if m.startswith("cell ")] == ["cell 3/8: candidate noise on fam_b",
+                                                               "cell 4/8: candidate tinted on fam_b"]
+    with pytest.raises(ArtifactError, match="content hash differs"):
+        update_portfolio(new.directory, root / "pf4",
+                         **{**kwargs, "added": {}, "located": {"fam_a": root / "new" / "fam_b"}})
 
     with pytest.raises(ConfigError, match="already a known dataset"):
         update_portfolio(source, root / "pf3", added={"noise": root / "new" / "fam_b"}, store=store.path)

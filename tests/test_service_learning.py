@@ -1,7 +1,7 @@
 """The service learns from its own jobs, through a real server, real workers and real SQLite (issue 14 §1):
 a finished job becomes an observation; ``POST /v1/portfolio/update`` turns its dataset into a known one,
-reporting the true fraction of cells, stopping between cells on cancel (the old portfolio keeps serving) and
-never training a cell the store holds."""
+reporting the true fraction of cells, stopping between cells on cancel (the old portfolio keeps serving),
+resuming from the store when its worker is stopped, and never training a cell the store holds."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _finished(job: dict) -> bool:
 
 
 def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, root):
-    with server.client(ADMIN_KEY) as admin, running_worker(root, server.env):
+    with server.client(ADMIN_KEY) as admin, running_worker(root, server.env) as worker:
         before = admin.get("/v1/portfolio").json()
         nothing = admin.post("/v1/portfolio/update", json={})
         assert nothing.status_code == 422 and nothing.json()["error"]["code"] == "nothing_to_learn"
@@ -67,10 +67,20 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
         assert cells_kept >= 2  # the job's row and at least one cell
 
         second = admin.post("/v1/portfolio/update", json=body).json()
-        done = wait_for(admin, second["id"], _finished, 200)
-        assert done["status"] == "succeeded" and done["progress"] == 1.0, done
+        # its worker is stopped (SIGTERM) after a cell: the job is requeued, with its cells in the store
+        wait_for(admin, second["id"], lambda j: j["progress"] >= 3 / 6 or _finished(j), 120)
+        worker.terminate()
+        worker.wait(timeout=120)
+        requeued = admin.get(f"/v1/jobs/{second['id']}").json()
+        assert requeued["status"] == "queued" and requeued["attempts"] == 1, requeued
+        cells_kept = len(ObservationStore(root / "observations.sqlite"))
+        assert cells_kept >= 3
+        with running_worker(root, server.env):
+            done = wait_for(admin, second["id"], _finished, 200)
+        assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["attempts"] == 2, done
+        assert done["result"]["resumed"] is True
         trained = [m for m in done["result"]["log"] if m.startswith("cell ")]
-        assert len(trained) == 6 - cells_kept  # the job's cell and the cancelled update's are read back
+        assert len(trained) == 6 - cells_kept  # the job's cell and the earlier attempts' are read back
         assert "cell 1/6: candidate noise on fam_a" not in trained
         assert done["result"]["added_datasets"] == ["fam_a"]
         served = _served(admin, done["result"]["portfolio_version"])

@@ -99,7 +99,7 @@ def update_portfolio(body: UpdateRequest, ctx: AppContext = Depends(get_ctx)) ->
     (or ``dataset_ids``) as known datasets: the candidate pool evaluated on them through the observation store,
     matchers refitted, selection recalibrated; published only if it loads and validates. 422 when there is
     nothing to learn from."""
-    from service.learning import job_datasets
+    from service.learning import job_datasets, registered_known
 
     loaded = ctx.served().portfolio
     known = loaded.portfolio.provenance.get("dataset_hashes") or {
@@ -116,7 +116,9 @@ def update_portfolio(body: UpdateRequest, ctx: AppContext = Depends(get_ctx)) ->
         collection = resolve_inside(ctx.settings.root, body.collection_path)
         if not collection.is_dir():
             raise APIError(422, "not_a_collection", f"{body.collection_path!r} is not a folder of datasets")
-    params = {"source_dir": relative_to_root(loaded.directory.resolve(), ctx.settings.root),
+    located = {name: relative_to_root(Path(row.path), ctx.settings.root)
+               for name, row in registered_known(ctx.factory, known).items()}
+    params = {"source_dir": relative_to_root(loaded.directory.resolve(), ctx.settings.root), "located": located,
               "source_version": loaded.version, "dataset_ids": list(wanted), "known_names": sorted(known),
               "collection_path": None if collection is None else relative_to_root(collection, ctx.settings.root),
               "include_default": body.include_default}
