@@ -75,8 +75,8 @@ def test_update_adds_a_dataset_through_the_store_and_resumes(tmp_path: Path) -> 
     newer = load_portfolio(update_portfolio(new.directory, root / "pf3", **{
         **kwargs, "added": {"fam_b": root / "new" / "fam_b"}, "located": {"fam_a": ds.root}}))
     assert newer.portfolio.datasets == ["fam_a", "fam_b", "noise", "tinted"]
-    assert [m for m in messages if m.startswith("cell ")] == ["cell 3/8: candidate noise on fam_b",
-                                                               "cell 4/8: candidate tinted on fam_b"]
+    trained = [m for m in messages if m.startswith("cell ")]  # fam_a's incumbent repeats one of the two configs
+    assert len(trained) == 2 and all(m.endswith(" on fam_b") for m in trained), trained
     with pytest.raises(ArtifactError, match="content hash differs"):
         update_portfolio(new.directory, root / "pf4",
                          **{**kwargs, "added": {}, "located": {"fam_a": root / "new" / "fam_b"}})
