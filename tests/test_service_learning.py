@@ -12,9 +12,9 @@ import pytest
 
 from portfolio.store import ObservationStore
 from tests.fixtures.learning import CELL_S, CONFIGS, make_collection, make_learning_portfolio
-from tests.fixtures.live import ADMIN_KEY, live_server, running_worker, wait_for
+from tests.fixtures.live import ADMIN_KEY, LiveServer, running_worker, service_env, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(root):
-    yield from live_server(root, portfolio_dir=root / "pf")
+    server = LiveServer(root, service_env(root, portfolio_dir=root / "pf"))
+    try:  # a generous start timeout: on a loaded machine importing torch alone can take a minute
+        yield server.start(timeout=600)
+    finally:
+        server.stop()
 
 
 def _finished(job: dict) -> bool:
@@ -41,7 +45,7 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
         ds = admin.post("/v1/datasets", json={"path": "new/fam_a"}).json()
         job = admin.post("/v1/jobs", json={"dataset_id": ds["id"], "configuration": CONFIGS[0].to_dict(),
                                            "budget_s": CELL_S}).json()
-        job = wait_for(admin, job["id"], _finished, 120)
+        job = wait_for(admin, job["id"], _finished, 600)
         assert job["status"] == "succeeded", job
         seen = job["result"]["observation"]
         assert seen["stored"] and seen["added"] and seen["store"] == "observations.sqlite"
@@ -58,9 +62,9 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
         first = admin.post("/v1/portfolio/update", json=body)
         assert first.status_code == 202, first.text
         assert first.json()["kind"] == "portfolio_update" and first.json()["params"]["dataset_ids"] == [ds["id"]]
-        wait_for(admin, first.json()["id"], lambda j: j["progress"] > 0 or _finished(j), 120)
+        wait_for(admin, first.json()["id"], lambda j: j["progress"] > 0 or _finished(j), 600)
         admin.delete(f"/v1/jobs/{first.json()['id']}")
-        stopped = wait_for(admin, first.json()["id"], _finished, 120)
+        stopped = wait_for(admin, first.json()["id"], _finished, 600)
         assert stopped["status"] == "cancelled" and 0 < stopped["progress"] < 1, stopped
         assert admin.get("/v1/portfolio").json()["version"] == before["version"]
         cells_kept = len(ObservationStore(root / "observations.sqlite"))
@@ -68,15 +72,15 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
 
         second = admin.post("/v1/portfolio/update", json=body).json()
         # its worker is stopped (SIGTERM) after a cell: the job is requeued, with its cells in the store
-        wait_for(admin, second["id"], lambda j: j["progress"] >= 3 / 6 or _finished(j), 120)
+        wait_for(admin, second["id"], lambda j: j["progress"] >= 3 / 6 or _finished(j), 600)
         worker.terminate()
-        worker.wait(timeout=120)
+        worker.wait(timeout=600)
         requeued = admin.get(f"/v1/jobs/{second['id']}").json()
         assert requeued["status"] == "queued" and requeued["attempts"] == 1, requeued
         cells_kept = len(ObservationStore(root / "observations.sqlite"))
         assert cells_kept >= 3
         with running_worker(root, server.env):
-            done = wait_for(admin, second["id"], _finished, 200)
+            done = wait_for(admin, second["id"], _finished, 900)
         assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["attempts"] == 2, done
         assert done["result"]["resumed"] is True
         trained = [m for m in done["result"]["log"] if m.startswith("cell ")]
