@@ -96,7 +96,7 @@ def test_jobs_feed_the_store_and_an_update_publishes_what_they_taught(server, ro
     shutil.rmtree(root / "jobs", ignore_errors=True)
 
 
-def _served(client, version: str, timeout: float = 30.0) -> dict:
+def _served(client, version: str, timeout: float = 300.0) -> dict:
     """The API follows the published portfolio within a few housekeeping ticks."""
     import time
 
