@@ -40,6 +40,14 @@ def test_update_adds_a_dataset_through_the_store_and_resumes(tmp_path: Path) -> 
     obs = job_observation(JobRow(id="job_1"), row, {"budget_s": CELL_S}, result)
     assert store.add(obs) and (obs.source, obs.provenance, obs.budget_kind) == ("job", "job:job_1", "seconds")
 
+    # a cancelled job keeps its curve with the budget it actually trained, never the key of a complete run
+    cut = result.model_copy(update={"status": "cancelled", "reason": "cancelled", "wall_time": 0.4321})
+    partial = job_observation(JobRow(id="job_2"), row, {"budget_s": CELL_S}, cut)
+    assert usable(cut) and (partial.status, partial.budget, partial.alc) == ("cancelled", 0.432, None)
+    assert partial.curve == obs.curve and partial.budget != obs.budget
+    assert not usable(cut.model_copy(update={"learning_curve": result.learning_curve[:1]}))
+    assert not usable(result.model_copy(update={"status": "diverged"}))
+
     messages: list[str] = []
     done: list[tuple[int, int]] = []
 
