@@ -1,4 +1,4 @@
-"""``metarec portfolio {show,update,room}`` and ``metarec recommend DATASET``: read, update, recommend from portfolios."""
+"""``metarec portfolio {show,update,room}`` and ``metarec recommend DATASET``: read, update, recommend."""
 
 from __future__ import annotations
 
