@@ -151,14 +151,18 @@ def collect_evidence(problem: Problem, fingerprints: Mapping[str, np.ndarray], m
     """Refit ``matcher`` without each held-out column's hidden set; rank random batches of it, per batch size."""
     names = list(problem.datasets)
     out: dict[int, Evidence] = {b: Evidence() for b in batch_sizes}
+    fits: dict[frozenset[int], Any] = {}  # siblings hide the same set: one fit serves the whole group
     for target, name in enumerate(names):
         hidden = problem.hidden(target, grouped)
         known = problem.columns(hidden)
-        if on_progress is not None:
-            on_progress(f"{matcher} without {name}" + (f" and {len(hidden) - 1} sibling(s)" if len(hidden) > 1 else ""))
-        x = np.concatenate([fingerprints[names[j]] for j in known])
-        y = np.concatenate([np.repeat(names[j], len(fingerprints[names[j]])) for j in known])
-        fitted = get_matcher(matcher, **params).fit(x, y)
+        fitted = fits.get(frozenset(hidden))
+        if fitted is None:
+            if on_progress is not None:
+                on_progress(f"{matcher} without {name}"
+                            + (f" and {len(hidden) - 1} sibling(s)" if len(hidden) > 1 else ""))
+            x = np.concatenate([fingerprints[names[j]] for j in known])
+            y = np.concatenate([np.repeat(names[j], len(fingerprints[names[j]])) for j in known])
+            fitted = fits[frozenset(hidden)] = get_matcher(matcher, **params).fit(x, y)
         index = {names[j]: j for j in known}
         for size in batch_sizes:
             rng = np.random.default_rng([seed, size, target])
