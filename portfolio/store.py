@@ -25,9 +25,11 @@ import numpy as np
 from finetune.config import FinetuneConfig
 from metafeatures.errors import ArtifactError, ConfigError
 
-STORE_FORMAT_VERSION = 1
+STORE_FORMAT_VERSION = 2  # 2 added the ``provenance`` column; a format-1 file is read and appended as it is
+READABLE_VERSIONS = (1, 2)  # a format-1 file is upgraded in place by the first row that carries provenance
 TABLE = "observations"
 SOURCES = ("bohb", "matrix", "candidate", "job")
+MAX_PROVENANCE = 200
 CurvePoints = tuple[tuple[float, float, float], ...]  # (t seconds, NAUC, accuracy)
 
 
@@ -71,8 +73,11 @@ class Observation:
     metarec_version: str = ""
     created_at: str = ""
     config_id: str = ""
+    provenance: str = ""  # who produced the row beyond its source, e.g. ``job:job_…`` for a served job
 
     def __post_init__(self) -> None:
+        if len(self.provenance) > MAX_PROVENANCE:
+            raise ConfigError("provenance", self.provenance[:40] + "…", f"must be at most {MAX_PROVENANCE} characters")
         if self.source not in SOURCES:
             raise ConfigError("source", self.source, f"must be one of {SOURCES}")
         if self.budget_kind not in ("epochs", "seconds"):
@@ -94,7 +99,7 @@ class Observation:
 
     @classmethod
     def from_result(cls, result: Any, *, dataset: str, dataset_hash: str, group: str, budget: float,
-                    budget_kind: str, source: str) -> Observation:
+                    budget_kind: str, source: str, provenance: str = "") -> Observation:
         """From a ``finetune.result.FinetuneResult``."""
         curve = tuple((round(p.t, 4), round(p.nauc, 6), round(p.accuracy, 6)) for p in result.learning_curve)
         done = result.status == "completed"
@@ -104,7 +109,8 @@ class Observation:
                    final_nauc=float(result.final_nauc) if done else None,
                    final_accuracy=float(result.final_accuracy) if done else None,
                    time_budget=float(result.time_budget), t0=float(result.t0), wall_time=float(result.wall_time),
-                   device=result.device, error="" if done else (result.reason or result.status))
+                   device=result.device, error="" if done else (result.reason or result.status),
+                   provenance=provenance)
 
     @classmethod
     def failure(cls, *, dataset: str, dataset_hash: str, group: str, configuration: Mapping[str, Any],
@@ -118,14 +124,24 @@ class Observation:
 
 
 _COLUMNS = [f.name for f in fields(Observation)]
-_QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)  # "group" is an SQL keyword
+_V1_COLUMNS = [c for c in _COLUMNS if c != "provenance"]  # a format-1 file has every column but provenance
 _KEY = ("dataset_hash", "config_id", "budget", "budget_kind", "seed", "time_budget", "t0")
 _SQL_TYPES = {"budget": "REAL", "seed": "INTEGER", "alc": "REAL", "final_nauc": "REAL", "final_accuracy": "REAL",
-              "time_budget": "REAL", "t0": "REAL", "wall_time": "REAL"}
+              "time_budget": "REAL", "t0": "REAL", "wall_time": "REAL", "provenance": "TEXT NOT NULL DEFAULT ''"}
+
+
+def _quoted(columns: Sequence[str]) -> str:
+    """Column names for SQL (``group`` is an SQL keyword)."""
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 class ObservationStore:
-    """An append-only SQLite file of observations; a second write of the same key keeps the first."""
+    """An append-only SQLite file of observations; a second write of the same key keeps the first.
+
+    Format 2 added the ``provenance`` column. A format-1 file (written by an older metarec, e.g. a build still
+    running) is read and appended as it is, so older code can go on writing it; the first row that carries
+    provenance upgrades it in place (one transaction: the column, then the version). Other versions are refused.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -133,14 +149,27 @@ class ObservationStore:
         with self._connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             con.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(STORE_FORMAT_VERSION),))
-            found = con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0]
-            if found != str(STORE_FORMAT_VERSION):
-                raise ArtifactError(f"{self.path}: observation store format version {found} is not supported "
-                                    f"(this metarec reads {STORE_FORMAT_VERSION})")
-            cols = ", ".join(f'"{c}" {_SQL_TYPES.get(c, "TEXT")}' for c in _COLUMNS)
+            version = self._version(con)
+            columns = _COLUMNS if version == STORE_FORMAT_VERSION else _V1_COLUMNS
+            cols = ", ".join(f'"{c}" {_SQL_TYPES.get(c, "TEXT")}' for c in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols}, "
                         f"UNIQUE ({', '.join(_KEY)}))")
             con.execute(f"CREATE INDEX IF NOT EXISTS by_dataset ON {TABLE} (dataset_hash, config_id)")
+
+    def _version(self, con: sqlite3.Connection) -> int:
+        """The file's format version; ArtifactError for one this metarec cannot read."""
+        found = con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0]
+        if found not in {str(v) for v in READABLE_VERSIONS}:
+            raise ArtifactError(f"{self.path}: observation store format version {found} is not supported "
+                                f"(this metarec reads {', '.join(map(str, READABLE_VERSIONS))}; a newer metarec "
+                                "wrote it, upgrade metarec)")
+        return int(found)
+
+    @property
+    def format_version(self) -> int:
+        """The file's current format version (1 until a row with provenance upgraded it)."""
+        with self._connect() as con:
+            return self._version(con)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -157,15 +186,40 @@ class ObservationStore:
             except sqlite3.DatabaseError as exc:
                 raise ArtifactError(f"{self.path}: not a usable observation store ({exc})") from exc
 
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Format 1 → 2 in place, inside the caller's (immediate) transaction: add ``provenance``."""
+        con.execute(f'ALTER TABLE {TABLE} ADD COLUMN "provenance" {_SQL_TYPES["provenance"]}')
+        con.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(STORE_FORMAT_VERSION),))
+
     def add(self, obs: Observation) -> bool:
         """Append one observation; False when its key (dataset, configuration, budget, seed, T, t0) is there."""
-        row = asdict(obs)
-        row["configuration"] = json.dumps(obs.configuration, sort_keys=True)
-        row["curve"] = json.dumps([list(p) for p in obs.curve])
+        return self.add_many([obs]) == 1
+
+    def add_many(self, observations: Sequence[Observation]) -> int:
+        """Append observations in one transaction; returns how many were new (a stored key keeps its row)."""
+        if not observations:
+            return 0
         with self._connect() as con:
-            cur = con.execute(f"INSERT OR IGNORE INTO {TABLE} ({_QUOTED}) "
-                              f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [row[c] for c in _COLUMNS])
-            return cur.rowcount == 1
+            con.execute("BEGIN IMMEDIATE")  # the version check, an upgrade and the rows are one transaction
+            version = self._version(con)
+            if version == 1 and any(o.provenance for o in observations):
+                self._upgrade(con)
+                version = STORE_FORMAT_VERSION
+            columns = _COLUMNS if version == STORE_FORMAT_VERSION else _V1_COLUMNS
+            sql = (f"INSERT OR IGNORE INTO {TABLE} ({_quoted(columns)}) "
+                   f"VALUES ({', '.join('?' for _ in columns)})")
+            added = 0
+            for obs in observations:
+                row = asdict(obs)
+                row["configuration"] = json.dumps(obs.configuration, sort_keys=True)
+                row["curve"] = json.dumps([list(p) for p in obs.curve])
+                added += con.execute(sql, [row[c] for c in columns]).rowcount
+            return added
+
+    def import_from(self, other: ObservationStore) -> int:
+        """Copy every row of ``other`` that this store lacks (by key); returns how many were new. The other
+        file is only read (e.g. the store committed beside a read-only packaged portfolio)."""
+        return self.add_many(other.observations())
 
     def get(self, dataset_hash: str, config: FinetuneConfig | Mapping[str, Any] | str, budget: float,
             budget_kind: str, seed: int, time_budget: float, t0: float) -> Observation | None:
@@ -194,10 +248,11 @@ class ObservationStore:
 
     def _select(self, where: str, args: tuple) -> list[Observation]:
         with self._connect() as con:
-            rows = con.execute(f"SELECT {_QUOTED} FROM {TABLE}{where} ORDER BY id", args).fetchall()
+            columns = _COLUMNS if self._version(con) == STORE_FORMAT_VERSION else _V1_COLUMNS
+            rows = con.execute(f"SELECT {_quoted(columns)} FROM {TABLE}{where} ORDER BY id", args).fetchall()
         out = []
         for row in rows:
-            data = dict(zip(_COLUMNS, row, strict=True))
+            data = dict(zip(columns, row, strict=True))
             data["configuration"] = json.loads(data["configuration"])
             data["curve"] = tuple(tuple(p) for p in json.loads(data["curve"]))
             out.append(Observation(**data))
@@ -277,5 +332,5 @@ def seed_noise(store: ObservationStore, score: str = "alc", source: str | None =
     return stats
 
 
-__all__ = ["STORE_FORMAT_VERSION", "Observation", "ObservationStore", "PerformanceView", "config_id",
-           "performance_view", "seed_noise"]
+__all__ = ["READABLE_VERSIONS", "STORE_FORMAT_VERSION", "Observation", "ObservationStore", "PerformanceView",
+           "config_id", "performance_view", "seed_noise"]

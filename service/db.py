@@ -15,7 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 log = logging.getLogger("metarec.service")
 SCHEMA_VERSION = 2  # 2: jobs.needs and jobs.priority (a version-1 database is migrated in place)
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KINDS = ("finetune", "rebuild")  # what this metarec's workers run; a worker claims only kinds it knows
+# what this metarec's workers run; a worker claims only kinds it knows
+JOB_KINDS = ("finetune", "rebuild", "portfolio_update")
 JOB_NEEDS = ("any", "cpu", "cuda")  # the device a job asks for; a worker claims only jobs its device satisfies
 
 

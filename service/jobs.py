@@ -1,4 +1,4 @@
-"""What a worker runs for each job kind: a fine-tuning run, or the offline portfolio rebuild.
+"""What a worker runs for each job kind: a fine-tuning run, the offline portfolio rebuild, or a portfolio update.
 
 Job parameters name datasets and collections relative to the data root, so workers on other hosts can mount
 the shared root at another path; :func:`resolve_params` makes them absolute under the worker's own root.
@@ -21,7 +21,7 @@ class JobStopped(Exception):
     """Raised inside a job when it was asked to stop (cancel request, or the worker shutting down)."""
 
 
-PATH_PARAMS = ("dataset_path", "collection_path")
+PATH_PARAMS = ("dataset_path", "collection_path", "source_dir")
 
 
 def resolve_params(params: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -43,8 +43,12 @@ def _fresh(out_dir: Path) -> Path:
 
 
 def run_finetune_job(params: dict[str, Any], out_dir: Path, device: str, report: Report,
-                     should_stop: ShouldStop) -> dict[str, Any]:
-    """Fine-tune ``params['configuration']`` on the dataset for ``budget_s``; write metrics, checkpoint, curve."""
+                     should_stop: ShouldStop, observe: Callable[[Any], dict[str, Any]] | None = None,
+                     ) -> dict[str, Any]:
+    """Fine-tune ``params['configuration']`` on the dataset for ``budget_s``; write metrics, checkpoint, curve.
+
+    ``observe`` gets the result (before the outcome is written) and returns what it recorded, which goes into
+    the job's result as ``observation`` (the worker appends the run to the observation store)."""
     from finetune.config import FinetuneConfig
     from finetune.plots import plot_curve
     from finetune.trainer import TrainOptions, finetune
@@ -63,6 +67,8 @@ def run_finetune_job(params: dict[str, Any], out_dir: Path, device: str, report:
     if result.learning_curve:
         plot_curve(result, out_dir / "curve.png")
     summary = {k: v for k, v in result.model_dump(mode="json").items() if k != "learning_curve"}
+    if observe is not None:
+        summary["observation"] = observe(result)
     if result.status == "cancelled":
         return {"status": "cancelled", "error": result.reason, "curve": curve, "result": summary}
     if result.status == "diverged":
@@ -108,3 +114,53 @@ def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker
     publish_portfolio(factory, path, root)
     return {"status": "succeeded", "result": {"portfolio_dir": relative_to_root(path, root),
                                               "portfolio_version": loaded.version, "resumed": resume, "log": seen}}
+
+
+def run_update_job(params: dict[str, Any], out_dir: Path, settings: Any, factory: sessionmaker, report: Report,
+                   should_stop: ShouldStop) -> dict[str, Any]:
+    """``offline_search.update.update_portfolio`` of the served portfolio plus the registered datasets the jobs
+    ran on, into ``out_dir/portfolio``; published only if it loads and validates (the old one serves meanwhile).
+
+    Progress is the fraction of cells done; a cancel request stops it between cells (or between the later
+    steps). A requeued job resumes: ``out_dir/work`` is kept and every finished cell is in the store."""
+    from offline_search.update import update_portfolio
+    from portfolio.artifact import load_portfolio
+    from service.learning import added_datasets
+    from service.portfolio_state import publish_portfolio
+
+    root = settings.root
+    added = added_datasets(factory, params["dataset_ids"], params.get("known_names", []))
+    seen: list[str] = []
+    state = {"progress": 0.0}
+
+    def check(where: str) -> None:
+        if should_stop():
+            raise JobStopped(f"stopped {where}")
+
+    def on_message(message: str) -> None:
+        seen.append(message)
+        report(state["progress"], None)
+        check(f"during: {message}")
+
+    def on_cell(done: int, total: int) -> None:
+        state["progress"] = max(state["progress"], min(done / max(total, 1), 0.99))
+        report(state["progress"], None)
+        check(f"after cell {done}/{total}")
+
+    resume = (out_dir / "work").is_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        on_message("resuming: cells already in the observation store are read back")
+    collection = Path(params["collection_path"]) if params.get("collection_path") else None
+    path = update_portfolio(Path(params["source_dir"]), out_dir / "portfolio", collection=collection,
+                            work_dir=out_dir / "work", include_default=bool(params.get("include_default", True)),
+                            on_progress=on_message, added={n: Path(p) for n, p in added.items()},
+                            store=settings.store_path, on_cell=on_cell,
+                            located={n: root / p for n, p in params.get("located", {}).items()})
+    check("before publishing")
+    loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
+    publish_portfolio(factory, path, root)
+    return {"status": "succeeded", "result": {
+        "portfolio_dir": relative_to_root(path, root), "portfolio_version": loaded.version, "resumed": resume,
+        "updated_from": loaded.portfolio.provenance.get("updated_from"), "added_datasets": sorted(added),
+        "datasets": len(loaded.portfolio.datasets), "candidates": len(loaded.candidates), "log": seen}}

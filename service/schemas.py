@@ -139,7 +139,7 @@ class JobOut(BaseModel):
     """A job's state; ``learning_curve`` grows while it runs, ``alc`` is set when it succeeds."""
 
     id: str
-    kind: str = Field(description="finetune | rebuild")
+    kind: str = Field(description="finetune | rebuild | portfolio_update")
     needs: JobNeeds
     priority: int
     status: JobStatus
@@ -202,3 +202,24 @@ class RebuildRequest(_In):
     matchers: list[Literal["kmeans", "mlp", "moments"]] = Field(default=["kmeans", "mlp", "moments"], min_length=1)
     needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
     priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)
+
+
+class UpdateRequest(_In):
+    """A new portfolio version from the served one plus what the jobs observed: every registered dataset with job
+    observations the portfolio does not know becomes a known dataset (or only ``dataset_ids``)."""
+
+    dataset_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000,
+                                          description="default: every registered dataset with job observations")
+    collection_path: str | None = Field(default=None, min_length=1, max_length=4096,
+                                        description="folder under the data root holding the portfolio's known "
+                                                    "datasets; default: the demo datasets, regenerated")
+    include_default: bool = Field(default=True, description="keep the seed-000 default in the candidate pool")
+    needs: JobNeeds = Field(default="any", description=_NEEDS_DOC)
+    priority: int = Field(default=0, ge=-100, le=100, description=_PRIORITY_DOC)
+
+    @model_validator(mode="after")
+    def _bounded_ids(self) -> UpdateRequest:
+        """Every id is a bounded string."""
+        if any(not 1 <= len(i) <= 64 for i in self.dataset_ids or ()):
+            raise ValueError("dataset_ids: every id has 1 to 64 characters")
+        return self

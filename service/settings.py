@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     data_root: Path = Path("data/service")
     database_url: str = ""
     portfolio_dir: Path | None = None
+    observation_store: Path | None = None
     api_key: str = DEV_USER_KEY
     admin_api_key: str = DEV_ADMIN_KEY
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
@@ -86,6 +87,17 @@ class Settings(BaseSettings):
     def jobs_dir(self) -> Path:
         """Where job outputs (metrics, checkpoints, curves, rebuilt portfolios) are written."""
         return self.root / "jobs"
+
+    @property
+    def store_path(self) -> Path:
+        """The service's observation store: every finished job appends a row; portfolio updates read it. Default:
+        ``observations.sqlite`` under the data root (a packaged portfolio's own store is read-only)."""
+        return self.observation_store or self.root / "observations.sqlite"
+
+    @property
+    def fingerprints_dir(self) -> Path:
+        """Fingerprint files of datasets jobs ran on, keyed by content hash and fingerprint spec."""
+        return self.root / "fingerprints"
 
     def resolved_portfolio_dir(self) -> Path:
         """The portfolio directory to serve: the setting, or the shipped default."""

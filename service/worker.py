@@ -19,7 +19,8 @@ from sqlalchemy.orm import sessionmaker
 
 from service import queue
 from service.db import JOB_KINDS, JobRow, make_engine, session_factory
-from service.jobs import JobStopped, resolve_params, run_finetune_job, run_rebuild_job
+from service.jobs import JobStopped, resolve_params, run_finetune_job, run_rebuild_job, run_update_job
+from service.learning import record_job
 from service.settings import Settings
 
 log = logging.getLogger("metarec.worker")
@@ -106,14 +107,24 @@ class Worker:
         """Run the job's kind; cancellation surfaces as a ``cancelled`` outcome."""
         params = resolve_params(job.params, self.settings.root)
         if job.kind == "finetune":
-            outcome = run_finetune_job(params, out_dir, self.device, report, should_stop)
+            outcome = run_finetune_job(params, out_dir, self.device, report, should_stop,
+                                       observe=lambda result: self._observe(job, params, result))
         elif job.kind == "rebuild":
             outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root)
+        elif job.kind == "portfolio_update":
+            outcome = run_update_job(params, out_dir, self.settings, self.factory, report, should_stop)
         else:
             return {"status": "failed", "error": f"unknown job kind {job.kind!r}"}
         if outcome["status"] == "cancelled":
             return self._stopped(job, outcome.get("error") or "stopped")
         return outcome
+
+    def _observe(self, job: JobRow, params: dict[str, Any], result: Any) -> dict[str, Any]:
+        """Append a finished run to the observation store, unless the worker is shutting down (the job is
+        requeued and run again, so the cut-off run is not an outcome of the job)."""
+        if self.stopping.is_set():
+            return {"stored": False, "reason": "worker shutting down; the job is requeued"}
+        return record_job(self.settings, self.factory, job, params, result, self.device)
 
     def _stopped(self, job: JobRow, why: str) -> dict[str, Any]:
         """A stopped job: requeued if the worker is shutting down, else cancelled by the user."""

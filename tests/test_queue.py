@@ -298,9 +298,9 @@ def test_a_worker_refuses_kinds_it_cannot_run(tmp_path):
 
     settings = Settings(data_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'w.sqlite'}")
     assert Worker(settings, "cpu", kinds=("rebuild",)).kinds == ("rebuild",)
-    assert Worker(settings, "cpu").kinds == ("finetune", "rebuild")
-    with pytest.raises(ConfigError, match="portfolio_update"):
-        Worker(settings, "cpu", kinds=("finetune", "portfolio_update"))
+    assert Worker(settings, "cpu").kinds == ("finetune", "rebuild", "portfolio_update")
+    with pytest.raises(ConfigError, match="'cell'"):
+        Worker(settings, "cpu", kinds=("finetune", "cell"))
 
 
 def test_cancelling_a_rebuild_job_stops_it_at_the_next_dataset_or_cell(tmp_path):

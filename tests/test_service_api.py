@@ -32,6 +32,7 @@ ROUTES = [
     ("GET", "/v1/portfolio/figures/{name}", None, False),
     ("POST", "/v1/portfolio/reload", {"path": "nope"}, True),
     ("POST", "/v1/portfolio/rebuild", {"collection_path": "nope"}, True),
+    ("POST", "/v1/portfolio/update", {}, True),
 ]
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/", "/web/app.js"]
 MAX_EXAMPLES = int(os.environ.get("METAREC_FUZZ_EXAMPLES", "30"))  # per operation (was 12: too few to be sure)

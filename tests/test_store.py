@@ -116,3 +116,51 @@ def test_objective_writes_the_store_and_skips_what_is_there(tmp_path: Path, monk
     monkeypatch.setattr(objective, "finetune", no_training)
     out = objective.finetune_objective(bad, 1, **kwargs)
     assert out["loss"] == objective.WORST_LOSS and "ImageNet" in out["info"]["error"]
+
+
+# The format-1 schema exactly as metarec wrote it before the provenance column (issue 14 §1): a file of a build
+# still running under the older code must stay readable and appendable, and stay format 1 until a job row needs
+# the new column.
+_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('format_version', '1');
+CREATE TABLE observations (id INTEGER PRIMARY KEY AUTOINCREMENT, "dataset" TEXT, "dataset_hash" TEXT, "group" TEXT,
+  "configuration" TEXT, "budget" REAL, "budget_kind" TEXT, "seed" INTEGER, "source" TEXT, "status" TEXT,
+  "curve" TEXT, "alc" REAL, "final_nauc" REAL, "final_accuracy" REAL, "time_budget" REAL, "t0" REAL,
+  "wall_time" REAL, "device" TEXT, "error" TEXT, "metarec_version" TEXT, "created_at" TEXT, "config_id" TEXT,
+  UNIQUE (dataset_hash, config_id, budget, budget_kind, seed, time_budget, t0));
+"""
+
+
+def test_format_1_file_is_read_appended_and_upgraded_in_place_by_provenance(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript(_V1_SCHEMA)
+        con.execute("INSERT INTO observations (dataset, dataset_hash, \"group\", configuration, budget, budget_kind, "
+                    "seed, source, status, curve, alc, final_nauc, final_accuracy, time_budget, t0, wall_time, "
+                    "device, error, metarec_version, created_at, config_id) VALUES ('a', 'hash-a', 'a', ?, 2.0, "
+                    "'seconds', 0, 'matrix', 'completed', '[[0.5, 0.1, 0.4]]', 0.5, 0.5, 0.7, 1200.0, 60.0, 2.1, "
+                    "'cpu', '', '0.1', '2026-01-01', ?)",
+                    (__import__("json").dumps(_obs().configuration, sort_keys=True), _obs().config_id))
+    store = ObservationStore(path)
+    assert store.format_version == 1 and [o.provenance for o in store.observations()] == [""]
+    assert store.add(_obs(seed=1)) and store.format_version == 1  # a plain row keeps the file at format 1
+    with sqlite3.connect(path) as con:  # so the older code's own column list still fits the table
+        assert "provenance" not in [r[1] for r in con.execute("PRAGMA table_info(observations)")]
+    job_row = Observation(**{**_obs(seed=2).__dict__, "source": "job", "provenance": "job:job_123"})
+    assert store.add(job_row) and store.format_version == 2  # upgraded in place, rows kept
+    rows = ObservationStore(path).observations()
+    assert [(o.seed, o.provenance) for o in rows] == [(0, ""), (1, ""), (2, "job:job_123")]
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE meta SET value = '3' WHERE key = 'format_version'")
+    with pytest.raises(ArtifactError, match="format version 3 is not supported.*upgrade metarec"):
+        ObservationStore(path)
+
+
+def test_import_from_copies_missing_rows_only(tmp_path: Path) -> None:
+    packaged, service = ObservationStore(tmp_path / "a.sqlite"), ObservationStore(tmp_path / "b.sqlite")
+    packaged.add_many([_obs(seed=0), _obs(seed=1)])
+    service.add(_obs(seed=1, alc=0.9))
+    assert service.import_from(packaged) == 1 and service.import_from(packaged) == 0
+    assert sorted((o.seed, o.alc) for o in service.observations()) == [(0, 0.5), (1, 0.9)]
+    assert len(packaged) == 2

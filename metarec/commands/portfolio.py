@@ -72,6 +72,12 @@ def register_portfolio(sub: argparse._SubParsersAction) -> None:
                    help="directory holding the known datasets (default: regenerate the demo datasets)")
     u.add_argument("--work-dir", type=Path, default=None, help="where finished cells are kept (default: beside --out)")
     u.add_argument("--no-default", action="store_true", help="do not add the seed-000 default candidate")
+    u.add_argument("--add", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a dataset to add as a known dataset (repeatable; NAME defaults to the folder or file name): "
+                        "the candidate pool is evaluated on it through the store, its entry is the best candidate")
+    u.add_argument("--store", type=Path, default=None,
+                   help="observation store cells are read from and written to (default OUT.observations.sqlite); "
+                        "the source's own store is copied into it first")
     u.add_argument("--json", action="store_true", help="print JSON")
     u.add_argument("--quiet", action="store_true", help="no progress notes")
     u.set_defaults(func=cmd_update)
@@ -166,10 +172,12 @@ def cmd_update(args: argparse.Namespace) -> int:
     source = args.directory if args.directory is not None else default_portfolio_dir()
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - start:6.1f} s] {m}"))
     path = update_portfolio(source, args.out, collection=args.collection, work_dir=args.work_dir,
-                            include_default=not args.no_default, on_progress=say, progress=show_progress(args))
+                            include_default=not args.no_default, on_progress=say, progress=show_progress(args),
+                            added=_added_args(args.add), store=args.store)
     loaded = load_portfolio(path)
     payload = {"directory": str(path), "version": loaded.version, "updated_from": loaded.portfolio.provenance.get(
-        "updated_from"), "candidates": len(loaded.candidates), "datasets": len(loaded.portfolio.datasets),
+        "updated_from"), "added_datasets": sorted(loaded.portfolio.provenance.get("added_datasets", {})),
+        "candidates": len(loaded.candidates), "datasets": len(loaded.portfolio.datasets),
         "default_policy": loaded.selection.default_policy, "seconds": round(time.perf_counter() - start, 1)}
     if args.json:
         emit_json(payload)
@@ -177,6 +185,21 @@ def cmd_update(args: argparse.Namespace) -> int:
         print(f"portfolio {loaded.version} written to {path} ({payload['candidates']} candidates × "
               f"{payload['datasets']} datasets; default policy {loaded.selection.default_policy})")
     return 0
+
+
+def _added_args(values: Sequence[str]) -> dict[str, Path]:
+    """``--add [NAME=]PATH`` values → {name: path}; a repeated name is an error."""
+    from metafeatures.errors import ConfigError
+
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or "/" in name or not name:
+            name, path = Path(value).stem, value
+        if name in out:
+            raise ConfigError("--add", value, f"names the dataset {name!r} twice")
+        out[name] = Path(path)
+    return out
 
 
 def cmd_room(args: argparse.Namespace) -> int:

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--device", default=None,
                    help="cpu | cuda:N | auto; default: one worker per entry of METAREC_DEVICES (default auto)")
     w.add_argument("--once", action="store_true", help="exit when the queue is empty")
-    w.add_argument("--kinds", default=None, help="comma-separated job kinds to take (default: all: finetune,rebuild)")
+    w.add_argument("--kinds", default=None,
+                   help="comma-separated job kinds to take (default: all: finetune,rebuild,portfolio_update)")
     w.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     w.set_defaults(func=cmd_worker)
 

@@ -80,7 +80,7 @@ def create_job(body: JobCreate, ctx: AppContext = Depends(get_ctx)) -> JobOut:
 
 @router.get("", response_model=JobList)
 def list_jobs(status: JobStatus | None = Query(default=None),
-              kind: Literal["finetune", "rebuild"] | None = Query(default=None),
+              kind: Literal["finetune", "rebuild", "portfolio_update"] | None = Query(default=None),
               limit: int = Query(default=100, ge=1, le=1000),
               offset: int = Query(default=0, ge=0, le=MAX_OFFSET), ctx: AppContext = Depends(get_ctx)) -> JobList:
     """Jobs, newest first, optionally only one status or kind, a page at a time (``limit``, ``offset``)."""

@@ -1,4 +1,5 @@
-"""``/v1/portfolio``: what is served; admin reload (validated, atomic) and admin rebuild (a worker job)."""
+"""``/v1/portfolio``: what is served; admin reload (validated, atomic), admin rebuild and admin update (worker
+jobs)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from service.jobs import relative_to_root
 from service.paths import public_path
 from service.portfolio_state import publish_portfolio
 from service.routes.jobs import job_out
-from service.schemas import JobOut, PortfolioOut, RebuildRequest, ReloadRequest
+from service.schemas import JobOut, PortfolioOut, RebuildRequest, ReloadRequest, UpdateRequest
 from service.uploads import resolve_inside
 
 router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"])
@@ -90,3 +91,36 @@ def rebuild_portfolio(body: RebuildRequest, ctx: AppContext = Depends(get_ctx)) 
                   "fingerprint_resolution": body.fingerprint_resolution, "n_samples": body.n_samples,
                   "matchers": list(body.matchers), "base_config": body.base_config}}
     return job_out(queue.enqueue(ctx.factory, "rebuild", params, needs=body.needs, priority=body.priority), ctx)
+
+
+@router.post("/update", status_code=202, response_model=JobOut, dependencies=[Depends(require_admin)])
+def update_portfolio(body: UpdateRequest, ctx: AppContext = Depends(get_ctx)) -> JobOut:
+    """Queue a portfolio update (a worker job): the served portfolio plus every registered dataset the jobs ran on
+    (or ``dataset_ids``) as known datasets: the candidate pool evaluated on them through the observation store,
+    matchers refitted, selection recalibrated; published only if it loads and validates. 422 when there is
+    nothing to learn from."""
+    from service.learning import job_datasets, registered_known
+
+    loaded = ctx.served().portfolio
+    known = loaded.portfolio.provenance.get("dataset_hashes") or {
+        e.dataset: e.summary["content_hash"] for e in loaded.portfolio.entries}
+    candidates = {row.id: row for row in job_datasets(ctx.settings, ctx.factory, set(known.values()))}
+    wanted = body.dataset_ids or sorted(candidates)
+    unknown = sorted(set(wanted) - set(candidates))
+    if unknown or not wanted:
+        raise APIError(422, "nothing_to_learn", "the update needs registered datasets with job observations that the "
+                       "served portfolio does not know" + (f"; not such: {unknown}" if unknown else "; there are none"),
+                       {"learnable_dataset_ids": sorted(candidates)})
+    collection = None
+    if body.collection_path is not None:
+        collection = resolve_inside(ctx.settings.root, body.collection_path)
+        if not collection.is_dir():
+            raise APIError(422, "not_a_collection", f"{body.collection_path!r} is not a folder of datasets")
+    located = {name: relative_to_root(Path(row.path), ctx.settings.root)
+               for name, row in registered_known(ctx.factory, known).items()}
+    params = {"source_dir": relative_to_root(loaded.directory.resolve(), ctx.settings.root), "located": located,
+              "source_version": loaded.version, "dataset_ids": list(wanted), "known_names": sorted(known),
+              "collection_path": None if collection is None else relative_to_root(collection, ctx.settings.root),
+              "include_default": body.include_default}
+    job = queue.enqueue(ctx.factory, "portfolio_update", params, needs=body.needs, priority=body.priority)
+    return job_out(job, ctx)
