@@ -185,8 +185,11 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
              n_iterations: int, eta: float = 3.0, n_workers: int = 2, host: str = "127.0.0.1", port: int = 0,
              seed: int = 0, objective_kwargs: dict[str, Any] | None = None, resume: bool = False,
              overwrite: bool = False, worker_start_timeout_s: float = 60.0, optimizer: str = "bohb",
-             ) -> list[Trial]:
+             worker_threads: bool = False) -> list[Trial]:
     """Run ``n_iterations`` BOHB iterations with ``n_workers`` local worker processes; return every trial.
+
+    With ``worker_threads`` the workers are threads of this process instead (inside a Ray task, which is
+    already a worker process with everything imported: a spawned process would import torch once more).
 
     Each session logs with hpbandster's json logger into ``run_dir/part-K``. A finished run (``done.json``)
     is a no-op unless ``overwrite``; an unfinished one needs ``resume`` (continue: earlier evaluations
@@ -209,7 +212,7 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
     if remaining > 0:
         _run_session(space, objective_ref, objective_kwargs or {}, part, run_id, min_budget, max_budget, remaining,
                      eta, n_workers, host, port, seed + len(parts), previous, worker_start_timeout_s, hpns, hpres,
-                     BOHB if optimizer == "bohb" else RandomSearch)
+                     BOHB if optimizer == "bohb" else RandomSearch, worker_threads)
     mark_done(run_dir, n_iterations)
     return read_trials(run_dir)
 
@@ -260,8 +263,8 @@ def import_run(run_dir: Path, logs: RunLogs) -> None:
 def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any], part: Path, run_id: str,
                  min_budget: float, max_budget: float, n_iterations: int, eta: float, n_workers: int, host: str,
                  port: int, seed: int, previous: Any, timeout_s: float, hpns: Any, hpres: Any, bohb_cls: Any,
-                 ) -> None:
-    """One master session: nameserver, spawned workers, BOHB logging into ``part``."""
+                 worker_threads: bool = False) -> None:
+    """One master session: nameserver, spawned workers (or worker threads), BOHB logging into ``part``."""
     space.seed(seed)
     np.random.seed(seed)  # hpbandster's KDE sampling draws from numpy's global generator
     ns = hpns.NameServer(run_id=run_id, host=host, port=port)
@@ -270,10 +273,15 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
     logging.getLogger("metarec.bohb").info("BOHB nameserver %s:%s run %s; remote workers: metarec search worker "
                                            "--task %s", ns_host, ns_port, run_id, part.parent / TASK_NAME)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
-                         daemon=True) for i in range(n_workers)]
+    procs = [] if worker_threads else [
+        ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
+                    daemon=True) for i in range(n_workers)]
+    threads = [_make_worker(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs)
+               for i in range(n_workers)] if worker_threads else []
     for proc in procs:
         proc.start()
+    for worker in threads:
+        worker.run(background=True)
     logger = _builtin_logger(hpres)(directory=str(part), overwrite=True)
     bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
                     min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
@@ -289,6 +297,9 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()
+        for worker in threads:
+            if worker.thread is not None and worker.thread.is_alive():
+                worker.shutdown()
 
 
 def _builtin_logger(hpres: Any) -> Any:

@@ -68,7 +68,7 @@ def run_search_task(task: SearchTask) -> SearchOutcome:
         kwargs = {**task.objective_kwargs, **({"store": str(store.path)} if task.with_store else {})}
         run_bohb(task.space, task.objective, run_dir, task.run_id, min_budget=task.min_budget,
                  max_budget=task.max_budget, n_iterations=task.n_iterations, eta=task.eta, n_workers=task.n_workers,
-                 seed=task.seed, objective_kwargs=kwargs, resume=True)
+                 seed=task.seed, objective_kwargs=kwargs, resume=True, worker_threads=True)
         known = {_key(o) for o in task.known}
         logs = {part: files for part, files in export_run(run_dir).items() if part not in task.previous}
         return SearchOutcome(logs=logs, observations=tuple(o for o in store.observations() if _key(o) not in known))

@@ -305,7 +305,18 @@ def batch_size_curve(fps: dict[str, Fingerprints], opts: RebuildOptions, matcher
 
 
 def rebuild(opts: RebuildOptions) -> Path:
-    """Run the whole offline job and write the portfolio directory ``opts.out``."""
+    """Run the whole offline job and write the portfolio directory ``opts.out`` (with ``ray``/``ray_address``,
+    one Ray session serves both the searches and the cells)."""
+    if not (opts.ray or opts.ray_address):
+        return _rebuild(opts)
+    from offline_search.ray_cells import ray_session
+
+    with ray_session(opts.ray_address, opts.n_workers):
+        return _rebuild(opts)
+
+
+def _rebuild(opts: RebuildOptions) -> Path:
+    """:func:`rebuild`'s steps."""
     datasets = open_collection(opts.collection)
     if opts.datasets:
         missing = sorted(set(opts.datasets) - set(datasets))

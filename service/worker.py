@@ -108,7 +108,8 @@ class Worker:
         if job.kind == "finetune":
             outcome = run_finetune_job(params, out_dir, self.device, report, should_stop)
         elif job.kind == "rebuild":
-            outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root)
+            outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root,
+                                      ray_address=self.settings.ray_address)
         else:
             return {"status": "failed", "error": f"unknown job kind {job.kind!r}"}
         if outcome["status"] == "cancelled":
