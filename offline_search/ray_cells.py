@@ -78,7 +78,7 @@ def gather(ray: Any, refs: dict[Any, T], bar: Any, on_result: Callable[[T, R], N
             bar.update(1)
     except BaseException:
         for ref in pending:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)  # not force: a running cell is interrupted, its worker process is kept
         raise
 
 

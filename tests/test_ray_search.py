@@ -35,6 +35,7 @@ def _collection(tmp_path):
 BASE = {"input_size": 12, "head_width": 16, "batch_size": 16}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_bohb_searches_run_as_ray_tasks_and_resume(tmp_path):
     col, datasets, summaries = _collection(tmp_path)
@@ -58,6 +59,43 @@ def test_bohb_searches_run_as_ray_tasks_and_resume(tmp_path):
     messages.clear()
     again = search_all(["a", "b"], datasets, summaries, opts)  # finished runs: nothing submitted, same incumbents
     assert not messages and again == best and len(ObservationStore(opts.store_path())) == 4
+
+
+class Cancelled(Exception):
+    """What the service's job raises from its progress callback when a cancel was requested."""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_cancel_between_ray_cells_cancels_the_pending_ones_and_the_bar_shows_an_eta(tmp_path, capsys):
+    from offline_search.rebuild import performance_data
+
+    col, datasets, summaries = _collection(tmp_path)
+    ids = {n: (s.content_hash, n) for n, s in summaries.items()}
+    base = {"backbone": "lenet", "pretrained": "none", **BASE}
+    candidates = {"c1": {**base, "lr": 0.01}, "c2": {**base, "lr": 0.001}, "c3": {**base, "lr": 0.1}}
+
+    def cancel_at_first_cell(progress):
+        if progress.cells_done:
+            raise Cancelled(f"{len(progress.cells_done)} of {progress.cells_total} cells")
+
+    opts = RebuildOptions(collection=col, out=tmp_path / "pf", n_workers=2, ray=True, on_advance=cancel_at_first_cell,
+                          progress_bar=True, scenario=SearchScenario(min_budget=1, max_budget=1, backbones=("lenet",),
+                                                                     pretrained=("none",)))
+    with pytest.raises(Cancelled, match="1 of 6 cells"):
+        performance_data(candidates, datasets, opts, ids)
+    store = ObservationStore(opts.store_path())
+    assert len(store) == 1  # the other five were cancelled: nothing reached the store after the request
+    capsys.readouterr()
+
+    opts.on_advance = None  # the job resumed: only the five missing cells are submitted, with a bar and its ETA
+    messages: list[str] = []
+    opts.on_progress = messages.append
+    data = performance_data(candidates, datasets, opts, ids)
+    assert any(m.startswith("5 cells on Ray") for m in messages) and len(store) == 6
+    assert data.matrix.shape == (3, 2) and opts.tracker.cells_done == {(c, d, 0) for c in candidates for d in datasets}
+    bar = capsys.readouterr().err
+    assert "cells (ray): 100%" in bar and "5/5 [" in bar and "<00:00" in bar, bar
 
 
 @pytest.mark.timeout(180)
