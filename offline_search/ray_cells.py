@@ -45,8 +45,9 @@ def _run_cell(task: CellTask, threads: int) -> Observation:
 
 @contextmanager
 def ray_session(address: str | None, n_cpus: int) -> Iterator[Any]:
-    """Ray for the duration of a block: joined if already running, ``address``'s cluster, or a local one with
-    ``n_cpus`` CPUs (started here and shut down after)."""
+    """Ray for the duration of a block: joined if already running, ``address``'s cluster, or a new local one
+    with ``n_cpus`` CPUs (started here and shut down after; ``address="local"`` so that a cluster someone
+    started on this machine with ``ray start`` is never joined by accident)."""
     import ray
 
     started = not ray.is_initialized()
@@ -54,7 +55,7 @@ def ray_session(address: str | None, n_cpus: int) -> Iterator[Any]:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=max(1, n_cpus), include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=max(1, n_cpus), include_dashboard=False, log_to_driver=False)
     try:
         yield ray
     finally:
