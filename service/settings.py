@@ -46,6 +46,12 @@ class Settings(BaseSettings):
                                     description="Ray cluster that rebuild jobs with ray=true join (default: a local "
                                                 "Ray on the worker's machine)")
 
+    @field_validator("ray_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``METAREC_RAY_ADDRESS=`` (empty) means no cluster, as if it were unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("devices", mode="before")
     @classmethod
     def _split_devices(cls, value: object) -> object:

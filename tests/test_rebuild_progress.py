@@ -60,3 +60,15 @@ def _factory(tmp_path):
     from service.db import make_engine, session_factory
 
     return session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+
+
+def test_the_workers_ray_address_setting():
+    """``METAREC_RAY_ADDRESS``: empty is unset (a local Ray per job), an over-long value is refused at start."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    assert Settings(ray_address="").ray_address is None
+    assert Settings(ray_address="10.0.0.5:6379").ray_address == "10.0.0.5:6379"
+    with pytest.raises(ValidationError, match="ray_address"):
+        Settings(ray_address="h" * 600)
