@@ -48,8 +48,12 @@ def ray_session(address: str | None, n_cpus: int) -> Iterator[Any]:
     """Ray for the duration of a block: joined if already running, ``address``'s cluster, or a new local one
     with ``n_cpus`` CPUs (started here and shut down after; ``address="local"`` so that a cluster someone
     started on this machine with ``ray start`` is never joined by accident)."""
-    import ray
+    try:
+        import ray
+    except ImportError:
+        from metafeatures.errors import MetarecError
 
+        raise MetarecError("--ray needs Ray on this machine: pip install 'metarec[ray]'") from None
     started = not ray.is_initialized()
     if started:
         if address:
