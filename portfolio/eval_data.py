@@ -4,8 +4,9 @@ A portfolio directory stores its matchers but not the fingerprints they were fit
 the leave-one-dataset-out evaluation, which refits matchers without one dataset, needs them back. They
 are looked up, per dataset, in this order: the fingerprint cache (keyed by the dataset's content hash,
 which the portfolio records, and by its fingerprint spec); a ``--collection`` holding the datasets; and,
-for the demo datasets only, the demo collection regenerated deterministically into the cache. Every
-dataset found on disk must have exactly the content hash the portfolio recorded.
+for the demo datasets and the default meta-collection's variants, their collection regenerated
+deterministically into the cache. Every dataset found on disk must have exactly the content hash the
+portfolio recorded.
 """
 
 from __future__ import annotations
@@ -57,11 +58,41 @@ def _from_collection(collection: Path, names: Sequence[str], hashes: dict[str, s
     return found
 
 
+def meta_collection_dir(seed: int = 0) -> Path:
+    """Where the default meta-collection is regenerated when a portfolio built on it needs its datasets."""
+    return cache_dir() / "meta-collection" / f"seed-{seed}"
+
+
+def _from_meta(names: Sequence[str], hashes: dict[str, str], seed: int, progress: bool, say: Say,
+               ) -> dict[str, Dataset]:
+    """The named meta-collection variants, regenerated into the cache; ArtifactError if they differ."""
+    from metafeatures.derive import build_meta_collection
+
+    root = meta_collection_dir(seed)
+    found = _matching(open_collection(root), names, hashes) if root.is_dir() else {}
+    if len(found) < len(names):
+        say(f"regenerating the meta-collection into {root} (the portfolio's fingerprints are not cached; pass "
+            "--collection DIR to use your own copy)")
+        build_meta_collection(root, seed=seed, progress=progress, overwrite=True)
+        found = _matching(open_collection(root), names, hashes)
+    wrong = [n for n in names if n not in found]
+    if wrong:
+        raise ArtifactError(f"the regenerated meta-collection dataset(s) {', '.join(wrong)} (seed {seed}) differ from "
+                            "the portfolio's (provenance.dataset_hashes); pass --collection DIR holding the originals")
+    return found
+
+
 def _from_demo(names: Sequence[str], hashes: dict[str, str], seed: int, progress: bool, say: Say) -> dict[str, Dataset]:
     """The named known datasets regenerated from the demo generator into the cache; ArtifactError if impossible."""
     from metafeatures.demo import DEMO_DATASETS, generate_demo_collection
     from metafeatures.demo_video import VIDEO_DEMO_DATASETS, generate_video_demo
 
+    sources = set(DEMO_DATASETS) | set(VIDEO_DEMO_DATASETS)
+    derived = [n for n in names if n.partition("__v")[0] in sources and n.partition("__v")[2].isdigit()]
+    if derived:  # the meta-collection's variants: regenerated whole (deterministic by seed)
+        found = _from_meta(derived, hashes, seed, progress, say)
+        rest = [n for n in names if n not in found]
+        return {**found, **(_from_demo(rest, hashes, seed, progress, say) if rest else {})}
     foreign = [n for n in names if n not in DEMO_DATASETS and n not in VIDEO_DEMO_DATASETS]
     if foreign:
         raise ArtifactError(f"no cached fingerprints of the portfolio's dataset(s) {', '.join(foreign)}, which are "

@@ -151,14 +151,18 @@ def collect_evidence(problem: Problem, fingerprints: Mapping[str, np.ndarray], m
     """Refit ``matcher`` without each held-out column's hidden set; rank random batches of it, per batch size."""
     names = list(problem.datasets)
     out: dict[int, Evidence] = {b: Evidence() for b in batch_sizes}
+    fits: dict[frozenset[int], Any] = {}  # siblings hide the same set: one fit serves the whole group
     for target, name in enumerate(names):
         hidden = problem.hidden(target, grouped)
         known = problem.columns(hidden)
-        if on_progress is not None:
-            on_progress(f"{matcher} without {name}" + (f" and {len(hidden) - 1} sibling(s)" if len(hidden) > 1 else ""))
-        x = np.concatenate([fingerprints[names[j]] for j in known])
-        y = np.concatenate([np.repeat(names[j], len(fingerprints[names[j]])) for j in known])
-        fitted = get_matcher(matcher, **params).fit(x, y)
+        fitted = fits.get(frozenset(hidden))
+        if fitted is None:
+            if on_progress is not None:
+                on_progress(f"{matcher} without {name}"
+                            + (f" and {len(hidden) - 1} sibling(s)" if len(hidden) > 1 else ""))
+            x = np.concatenate([fingerprints[names[j]] for j in known])
+            y = np.concatenate([np.repeat(names[j], len(fingerprints[names[j]])) for j in known])
+            fitted = fits[frozenset(hidden)] = get_matcher(matcher, **params).fit(x, y)
         index = {names[j]: j for j in known}
         for size in batch_sizes:
             rng = np.random.default_rng([seed, size, target])
@@ -202,12 +206,30 @@ class RecommenderEval:
     methods: dict[str, MethodResult]
     settings: dict[str, Any]
     novelty: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # dataset -> group (derivatives of one source)
 
     def beats_single_best(self, method: str) -> float:
         """Fraction of held-out datasets where ``method`` scores higher than single_best."""
         ref = self.methods["single_best"].scores
         own = self.methods[method].scores
         return float(np.mean([own[d] > ref[d] + BEAT_EPS for d in self.datasets]))
+
+    def group_of(self, dataset: str) -> str:
+        """The dataset's group (itself when it has none)."""
+        return self.groups.get(dataset, dataset)
+
+    def per_group(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Mean of per-dataset ``values`` over each group's datasets."""
+        by: dict[str, list[float]] = {}
+        for d in self.datasets:
+            by.setdefault(self.group_of(d), []).append(values[d])
+        return {g: float(np.mean(v)) for g, v in sorted(by.items())}
+
+    def beats_single_best_groups(self, method: str) -> float:
+        """Fraction of groups where ``method``'s mean score over the group beats single_best's."""
+        ref = self.per_group(self.methods["single_best"].scores)
+        own = self.per_group(self.methods[method].scores)
+        return float(np.mean([own[g] > ref[g] + BEAT_EPS for g in ref]))
 
     def to_json(self) -> dict[str, Any]:
         """``{"methods": {NAME: {"mean_regret", "beats_single_best", "per_dataset", ...}}, "datasets", ...}``."""
@@ -216,17 +238,34 @@ class RecommenderEval:
                           "per_dataset": {d: round(r.regrets[d], 4) for d in self.datasets},
                           "mean_score": round(float(np.mean(list(r.scores.values()))), 4),
                           "per_dataset_score": {d: round(r.scores[d], 4) for d in self.datasets},
-                          "picks": {d: {c: round(p, 4) for c, p in r.picks[d].items()} for d in self.datasets}}
+                          "picks": {d: {c: round(p, 4) for c, p in r.picks[d].items()} for d in self.datasets},
+                          "beats_single_best_groups": round(self.beats_single_best_groups(name), 4),
+                          "per_group": {g: round(v, 4) for g, v in self.per_group(r.regrets).items()}}
                    for name, r in self.methods.items()}
         return {"methods": methods, "datasets": self.datasets, "settings": self.settings,
-                "grouped": bool(self.settings.get("grouped")), "novelty": self.novelty}
+                "grouped": bool(self.settings.get("grouped")), "novelty": self.novelty,
+                "groups": {d: self.group_of(d) for d in self.datasets}}
 
     def table(self) -> str:
         """Plain-text summary: one row per method with mean regret, mean score and beats-single_best."""
         width = max(18, *(len(n) + 2 for n in self.methods))
-        head = f"{'method':<{width}}{'mean regret':>12}{'mean score':>12}{'beats single_best':>19}"
+        grouped = len(set(map(self.group_of, self.datasets))) < len(self.datasets)
+        head = f"{'method':<{width}}{'mean regret':>12}{'mean score':>12}{'beats single_best':>19}" + (
+            f"{'(groups)':>10}" if grouped else "")
         rows = [f"{name:<{width}}{r.mean_regret:>12.3f}{np.mean(list(r.scores.values())):>12.3f}"
-                f"{self.beats_single_best(name):>19.2f}" for name, r in self.methods.items()]
+                f"{self.beats_single_best(name):>19.2f}"
+                + (f"{self.beats_single_best_groups(name):>10.2f}" if grouped else "")
+                for name, r in self.methods.items()]
+        return "\n".join([head, "-" * len(head), *rows])
+
+    def per_group_table(self) -> str:
+        """Plain-text mean regrets per group: methods as rows, groups as columns."""
+        groups = sorted(set(map(self.group_of, self.datasets)))
+        width = max(10, *(len(g) + 2 for g in groups))
+        first = max(18, *(len(n) + 2 for n in self.methods))
+        head = f"{'method':<{first}}" + "".join(f"{g:>{width}}" for g in groups)
+        rows = [f"{name:<{first}}" + "".join(f"{v:>{width}.3f}" for v in self.per_group(r.regrets).values())
+                for name, r in self.methods.items()]
         return "\n".join([head, "-" * len(head), *rows])
 
     def per_dataset_table(self) -> str:
@@ -362,7 +401,8 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                 "params": {m: dict((params or {}).get(m, {})) for m in matchers}, "policies": list(policies),
                 "grouped": grouped, "time_budget": time_budget if time_budget is not None else data.time_budget,
                 "novelty_threshold": novelty_threshold, "neighbor_params": chosen}
-    return RecommenderEval(datasets=datasets, methods=methods, settings=settings, novelty=novelty)
+    return RecommenderEval(datasets=datasets, methods=methods, settings=settings, novelty=novelty,
+                           groups={d: str((groups or {}).get(d, d)) for d in datasets})
 
 
 def reference_distances(evidence: Evidence, exclude: set[int]) -> list[float]:

@@ -260,3 +260,31 @@ def test_grouped_leave_out_never_leaks_a_sibling():
     assert hidden == {0, 1} and problem.columns(hidden) == [2, 3]
     assert problem.rows(hidden) == [2, 3]  # neither a1's nor a2's incumbent may be recommended for a1
     assert problem.hidden(0, grouped=False) == {0} and problem.rows({0}) == [1, 2, 3]
+
+
+def test_grouped_evaluation_fits_once_per_group_and_reports_per_group():
+    names = ("a1", "a2", "b1", "b2", "c1", "c2")
+    groups = {n: n[0] for n in names}
+    scores = np.array([[0.9, 0.8, 0.1, 0.2, 0.5, 0.5], [0.2, 0.1, 0.8, 0.9, 0.4, 0.6], [0.5, 0.5, 0.5, 0.5, 0.9, 0.8]])
+    matrix = PerformanceMatrix(configs=("x", "y", "z"), datasets=names, scores=scores)
+    cands = [Candidate(id=c, configuration=FinetuneConfig().to_dict(), source="space_filling") for c in matrix.configs]
+    rng = np.random.default_rng(1)
+    fps = {n: np.eye(DIM)["abc".index(n[0])] * 6 + rng.standard_normal((30, DIM)) for n in names}
+    summaries = {n: {"n_classes": 2, "n_items": 30, "mean_height": 8, "mean_width": 8, "channels": 3} for n in names}
+    for grouped, fits in ((True, 3), (False, 6)):
+        said: list[str] = []
+        result = evaluate_recommender(PerformanceData(matrix=matrix), summaries, fps, matchers=["kmeans"],
+                                      params={"kmeans": {"n_clusters": 6, "n_init": 2}}, batch_sizes=[8], n_batches=3,
+                                      policies=["neighbors", "single_best"], candidates=cands, groups=groups,
+                                      grouped=grouped, on_progress=said.append)
+        assert len(said) == fits  # siblings hide the same set: one refit per group when grouped
+        data = result.to_json()
+        method = data["methods"]["neighbors/kmeans@8"]
+        for g in "abc":
+            assert method["per_group"][g] == pytest.approx(np.mean([method["per_dataset"][f"{g}1"],
+                                                                     method["per_dataset"][f"{g}2"]]), abs=1e-4)
+        own, ref = result.per_group(result.methods["neighbors/kmeans@8"].scores), \
+            result.per_group(result.methods["single_best"].scores)
+        assert result.beats_single_best_groups("neighbors/kmeans@8") == pytest.approx(
+            np.mean([own[g] > ref[g] + 1e-9 for g in "abc"]))
+        assert data["groups"] == groups and "(groups)" in result.table() and "a" in result.per_group_table()

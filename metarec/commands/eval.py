@@ -151,7 +151,8 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     kind = "group" if args.grouped else "dataset"
     results = {}
     cache: dict[str, Any] = {}  # the matchers' rankings, shared by every time budget
-    with tqdm(total=len(loaded.portfolio.datasets) * len(args.matchers), desc="refit matchers",
+    n_fits = len(set(groups.values())) if args.grouped else len(loaded.portfolio.datasets)  # one per hidden set
+    with tqdm(total=n_fits * len(args.matchers), desc="refit matchers",
               unit="fit", disable=not show_progress(args)) as bar:
 
         begun: list[str] = []
@@ -193,6 +194,10 @@ def cmd_recommender(args: argparse.Namespace) -> int:
             print("Regret per held-out dataset")
             print(res.per_dataset_table())
             print()
+            if len(set(groups.values())) < len(groups):
+                print("Mean regret per group (derivatives of one source)")
+                print(res.per_group_table())
+                print()
     note(f"wrote {path} and {plot} in {payload['seconds']} s")
     return 0
 

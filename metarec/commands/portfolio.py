@@ -1,4 +1,4 @@
-"""``metarec portfolio {show,update}`` and ``metarec recommend DATASET``: read, update, recommend from portfolios."""
+"""``metarec portfolio {show,update,room}`` and ``metarec recommend DATASET``: read, update, recommend."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def register_portfolio(sub: argparse._SubParsersAction) -> None:
     """Add ``portfolio show`` and ``portfolio update``."""
     p = sub.add_parser("portfolio", help="inspect or update a portfolio artifact")
-    psub = p.add_subparsers(dest="portfolio_cmd", required=True, metavar="{show,update}")
+    psub = p.add_subparsers(dest="portfolio_cmd", required=True, metavar="{show,update,room}")
     s = psub.add_parser("show", help="print a portfolio's entries, reduced portfolio and curve")
     s.add_argument("directory", type=Path, nargs="?", default=None,
                    help=f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)")
@@ -75,6 +75,17 @@ def register_portfolio(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--json", action="store_true", help="print JSON")
     u.add_argument("--quiet", action="store_true", help="no progress notes")
     u.set_defaults(func=cmd_update)
+    r = psub.add_parser("room", help="does the performance matrix leave room for selection? mean ALC gap oracle - "
+                                     "single best and the single best's normalised regret, from a portfolio or from "
+                                     "the observation store of a build still running (complete columns only)")
+    r.add_argument("directory", type=Path, nargs="?", default=None,
+                   help=f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)")
+    r.add_argument("--store", type=Path, default=None, help="read an observation store instead of a portfolio")
+    r.add_argument("--budget", type=float, default=None, help="the cells' budget in the store (default: the largest)")
+    r.add_argument("--source", choices=("matrix", "bohb", "candidate", "job"), default="matrix",
+                   help="which rows of the store make the matrix")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(func=cmd_room)
 
 
 def register_recommend(sub: argparse._SubParsersAction) -> None:
@@ -165,6 +176,43 @@ def cmd_update(args: argparse.Namespace) -> int:
     else:
         print(f"portfolio {loaded.version} written to {path} ({payload['candidates']} candidates × "
               f"{payload['datasets']} datasets; default policy {loaded.selection.default_policy})")
+    return 0
+
+
+def cmd_room(args: argparse.Namespace) -> int:
+    """Print the room a matrix leaves for selection (portfolio/room.py)."""
+    from portfolio.performance import DEFAULT_T0, DEFAULT_TIME_BUDGET
+    from portfolio.room import matrix_room, store_room
+    from portfolio.store import ObservationStore
+
+    if args.store is not None:
+        if not args.store.is_file():
+            raise _config_error("store", str(args.store), "is not a file")
+        store = ObservationStore(args.store)
+        rows = [o for o in store.observations(source=args.source) if o.status == "ok" or o.alc is not None]
+        kinds = {o.budget_kind for o in rows}
+        budget = args.budget if args.budget is not None else max((o.budget for o in rows), default=0.0)
+        if not rows or len(kinds) != 1:
+            raise _config_error("store", str(args.store), f"holds no single-kind {args.source} rows to read")
+        room = store_room(store, budget, kinds.pop(), DEFAULT_TIME_BUDGET, DEFAULT_T0, source=args.source)
+        where = f"{args.store} ({args.source} rows, budget {budget:g})"
+    else:
+        loaded = open_portfolio(args.directory)
+        m = loaded.portfolio.matrix()
+        room = matrix_room(m.filled(), list(m.configs), list(m.datasets))
+        where = f"portfolio {loaded.version}"
+    data = room.to_dict()
+    if args.json:
+        emit_json({"source": where, **data})
+        return 0
+    goals = data["goals"]
+    print(f"{where}: {room.n_candidates} candidates × {room.n_datasets} complete datasets "
+          f"({room.n_incomplete} incomplete)")
+    print(f"oracle mean ALC {data['oracle_mean']:.4f}, single best ({room.single_best}) {data['single_best_mean']:.4f}")
+    print(f"gap {data['gap']:.4f} (goal >= {goals['gap']}), single best's normalised regret "
+          f"{data['single_best_regret']:.4f} (goal >= {goals['single_best_regret']}): "
+          + ("room enough" if goals["met"] else "NOT enough room"))
+    print("best on: " + ", ".join(f"{c} {n}" for c, n in data["wins"].items()))
     return 0
 
 
