@@ -1,12 +1,17 @@
-"""BOHB against hpbandster's RandomSearch on the same dataset and objective: best score vs budget spent.
+"""BOHB against hpbandster's RandomSearch on the rebuild's search space: best score vs budget spent.
 
-Target (search issue): BOHB reaches RandomSearch's final best score with <= 1/3 of RandomSearch's budget.
-Objective: the real fine-tune objective (lenet on a generated image dataset, final NAUC, budgets in
-epochs 1/3/9 with eta 3); both optimizers run the same number of iterations with 2 workers; budget spent
-is the sum of the epochs of finished evaluations, in finishing order; "best" counts only evaluations at
-the full budget (what an incumbent is).
+Goal (issue 12 §5): BOHB reaches RandomSearch's final best score with <= 1/3 of RandomSearch's budget.
+Space: the offline search's own (``finetune.space.build_search_space`` with every default backbone, ImageNet
+offered only where its weights are installed, as the rebuild searches). Datasets: variants derived
+(``metafeatures.derive``) from offline demo sources (digits, textures, ...), built in a scratch folder.
+Objective: the real fine-tune objective, score final NAUC, budgets in epochs (1/3/9 with eta 3): with
+wall-clock budgets the same configuration would score differently under the machine's varying load, and
+both optimisers must buy the same work for a budget. Both optimisers run the same number of iterations
+with the same seeds and workers; per (dataset, seed) the order of the two arms alternates. Budget spent =
+epochs of finished evaluations in finishing order; "best" counts only evaluations at the full budget.
 
-    .venv/bin/python bench/bench_bohb_vs_rs.py [--iterations 4] [--seeds 2]
+    .venv/bin/python bench/bench_bohb_vs_rs.py --quick    # tiny run, proves the script works
+    .venv/bin/python bench/bench_bohb_vs_rs.py            # full (see FULL below)
 """
 
 from __future__ import annotations
@@ -17,16 +22,17 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see metafeatures/__init__.py
 os.environ["OMP_NUM_THREADS"] = "1"  # one thread per worker process
 
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_bohb_workers import make_dataset  # noqa: E402
-
-from finetune.space import build_search_space  # noqa: E402
+from finetune.space import DEFAULT_BACKBONES, DEFAULT_PRETRAINED, build_search_space  # noqa: E402
 from offline_search.hpb import Trial, run_bohb  # noqa: E402
+
+FULL = "--sources digits,textures,shapes --iterations 4 --seeds 3 --max-images 300 --workers 2"
 
 
 def curve(trials: list[Trial], max_budget: float) -> list[tuple[float, float]]:
@@ -45,37 +51,69 @@ def budget_to_reach(points: list[tuple[float, float]], target: float) -> float |
     return next((spent for spent, best in points if best >= target - 1e-12), None)
 
 
+def derived_datasets(root: Path, sources: list[str], max_images: int) -> list[Path]:
+    """One derived variant (class subset, image count, resolution, ...) of each demo source."""
+    from metafeatures.demo import generate_demo_collection
+    from metafeatures.derive import derive_dataset
+
+    generate_demo_collection(root / "demo", progress=False, only=sources)
+    demo = {p.name.removesuffix(".npz"): p for p in (root / "demo").iterdir()}  # a folder or an .npz file
+    return [derive_dataset(demo[s], root / "derived", 1, seed=0, max_images=max_images, group=s)[0]
+            for s in sources]
+
+
 def main() -> None:
-    """Run both optimizers per seed and print the comparison."""
+    """Run both optimisers per dataset and seed, arms alternating; print the table and the summary."""
     ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="tiny run: 1 source, 40 images, budgets 1/3, 1 iteration")
+    ap.add_argument("--sources", default="digits,textures,shapes", help="demo sources to derive datasets from")
     ap.add_argument("--iterations", type=int, default=4)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--max-images", type=int, default=300)
+    ap.add_argument("--min-budget", type=float, default=1)
+    ap.add_argument("--max-budget", type=float, default=9)
+    ap.add_argument("--input-size", type=int, default=64, help="fixed input resolution (keeps CPU cost bounded)")
+    ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
+    if a.quick:
+        a.sources, a.iterations, a.seeds, a.max_images, a.max_budget, a.input_size, a.workers = \
+            "digits", 1, 1, 40, 3, 32, 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["METAREC_CACHE_DIR"] = str(Path(tmp) / "cache")
-        data = make_dataset(Path(tmp) / "ds")
-        kwargs = {"dataset": str(data), "budget_kind": "epochs", "score": "final_nauc",
-                  "base": {"input_size": 24, "head_width": 64}}
-        for seed in range(a.seeds):
-            curves = {}
-            for opt in ("random", "bohb"):
-                space = build_search_space(backbones=("lenet",), pretrained=("none",), seed=seed)
-                trials = run_bohb(space, "offline_search.objective:finetune_objective", Path(tmp) / f"{opt}-{seed}",
-                                  f"{opt}-{seed}", min_budget=1, max_budget=9, n_iterations=a.iterations, eta=3,
-                                  n_workers=2, seed=seed, objective_kwargs=kwargs, optimizer=opt)
-                curves[opt] = curve(trials, 9)
-            rs_total, rs_best = curves["random"][-1]
-            reach = budget_to_reach(curves["bohb"], rs_best)
-            rows.append((seed, rs_best, rs_total, curves["bohb"][-1][1], curves["bohb"][-1][0], reach))
-    print(f"lenet fine-tunes, final NAUC, budgets 1/3/9 epochs, {a.iterations} iterations each, 2 workers")
-    print(f"{'seed':>4} {'RS best':>8} {'RS budget':>10} {'BOHB best':>10} {'BOHB budget':>12} "
+        datasets = derived_datasets(Path(tmp), a.sources.split(","), a.max_images)
+        for d in datasets:
+            kwargs = {"dataset": str(d), "budget_kind": "epochs", "score": "final_nauc",
+                      "base": {"input_size": a.input_size}}
+            for seed in range(a.seeds):
+                curves = {}
+                for opt in ("random", "bohb") if seed % 2 == 0 else ("bohb", "random"):
+                    space = build_search_space(DEFAULT_BACKBONES, DEFAULT_PRETRAINED, seed=seed, gate_imagenet=True)
+                    trials = run_bohb(space, "offline_search.objective:finetune_objective",
+                                      Path(tmp) / f"{d.name}-{opt}-{seed}", f"{d.name}-{opt}-{seed}",
+                                      min_budget=a.min_budget, max_budget=a.max_budget, n_iterations=a.iterations,
+                                      eta=3, n_workers=a.workers, seed=seed, objective_kwargs=kwargs, optimizer=opt)
+                    curves[opt] = curve(trials, a.max_budget)
+                rs_total, rs_best = curves["random"][-1]
+                reach = budget_to_reach(curves["bohb"], rs_best)
+                rows.append((d.name, seed, rs_best, rs_total, curves["bohb"][-1][1], curves["bohb"][-1][0], reach))
+    print(f"search space: {', '.join(DEFAULT_BACKBONES)} x {'/'.join(DEFAULT_PRETRAINED)} (ImageNet where installed); "
+          f"final NAUC; budgets {a.min_budget:g}-{a.max_budget:g} epochs, eta 3, {a.iterations} iteration(s), "
+          f"{a.workers} worker(s), input {a.input_size} px")
+    print(f"{'dataset':>22} {'seed':>4} {'RS best':>8} {'RS budget':>10} {'BOHB best':>10} {'BOHB budget':>12} "
           f"{'BOHB budget to RS best':>23} {'share':>6}")
-    for seed, rs_best, rs_total, b_best, b_total, reach in rows:
-        share = f"{reach / rs_total:.2f}" if reach is not None else "never"
-        reach_text = f"{reach:.0f}" if reach is not None else "-"
-        print(f"{seed:>4} {rs_best:>8.4f} {rs_total:>10.0f} {b_best:>10.4f} {b_total:>12.0f} {reach_text:>23} "
-              f"{share:>6}")
+    shares = []
+    for name, seed, rs_best, rs_total, b_best, b_total, reach in rows:
+        share = reach / rs_total if reach is not None else None
+        shares.append(share if share is not None else float("inf"))
+        print(f"{name:>22} {seed:>4} {rs_best:>8.4f} {rs_total:>10.0f} {b_best:>10.4f} {b_total:>12.0f} "
+              f"{(f'{reach:.0f}' if reach is not None else '-'):>23} "
+              f"{(f'{share:.2f}' if share is not None else 'never'):>6}")
+    met = sum(s <= 1 / 3 + 1e-9 for s in shares)
+    median = statistics.median(shares)
+    median_text = f"{median:.2f}" if median != float("inf") else "never reached"
+    print(f"median share {median_text}; goal (<= 1/3) met on {met} of {len(shares)} (dataset, seed) pairs")
+    print(f"full run: .venv/bin/python bench/bench_bohb_vs_rs.py {FULL}")
 
 
 if __name__ == "__main__":

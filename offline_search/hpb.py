@@ -185,8 +185,11 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
              n_iterations: int, eta: float = 3.0, n_workers: int = 2, host: str = "127.0.0.1", port: int = 0,
              seed: int = 0, objective_kwargs: dict[str, Any] | None = None, resume: bool = False,
              overwrite: bool = False, worker_start_timeout_s: float = 60.0, optimizer: str = "bohb",
-             ) -> list[Trial]:
+             worker_threads: bool = False) -> list[Trial]:
     """Run ``n_iterations`` BOHB iterations with ``n_workers`` local worker processes; return every trial.
+
+    With ``worker_threads`` the workers are threads of this process instead (inside a Ray task, which is
+    already a worker process with everything imported: a spawned process would import torch once more).
 
     Each session logs with hpbandster's json logger into ``run_dir/part-K``. A finished run (``done.json``)
     is a no-op unless ``overwrite``; an unfinished one needs ``resume`` (continue: earlier evaluations
@@ -198,14 +201,9 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
 
     if optimizer not in ("bohb", "random"):
         raise ValueError(f"optimizer must be 'bohb' or 'random', got {optimizer!r}")
-    parts = sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-        parts = []
-    elif (run_dir / DONE_NAME).is_file():
+    if prepare_run(run_dir, resume, overwrite):
         return read_trials(run_dir)
-    elif parts and not resume:
-        raise ArtifactError(f"{run_dir} holds an unfinished BOHB run: resume it or overwrite it")
+    parts = _parts(run_dir)
     previous, done_iterations = _previous_result(parts, max_budget, hpres) if parts else (None, 0)
     remaining = n_iterations - done_iterations
     register_numpy_with_serpent()
@@ -214,16 +212,59 @@ def run_bohb(space: Any, objective_ref: str, run_dir: Path, run_id: str, min_bud
     if remaining > 0:
         _run_session(space, objective_ref, objective_kwargs or {}, part, run_id, min_budget, max_budget, remaining,
                      eta, n_workers, host, port, seed + len(parts), previous, worker_start_timeout_s, hpns, hpres,
-                     BOHB if optimizer == "bohb" else RandomSearch)
-    (run_dir / DONE_NAME).write_text(json.dumps({"n_iterations": n_iterations, "parts": len(parts) + 1}))
+                     BOHB if optimizer == "bohb" else RandomSearch, worker_threads)
+    mark_done(run_dir, n_iterations)
     return read_trials(run_dir)
+
+
+def _parts(run_dir: Path) -> list[Path]:
+    """The sessions (``part-K``) of a run directory, in order."""
+    return sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def prepare_run(run_dir: Path, resume: bool, overwrite: bool) -> bool:
+    """Apply ``resume``/``overwrite`` to a run directory; True when the run is already finished (read it back)."""
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+        return False
+    if (run_dir / DONE_NAME).is_file():
+        return True
+    if _parts(run_dir) and not resume:
+        raise ArtifactError(f"{run_dir} holds an unfinished BOHB run: resume it or overwrite it")
+    return False
+
+
+def mark_done(run_dir: Path, n_iterations: int) -> None:
+    """Record that every iteration of the run is logged (a later call reads the logs back)."""
+    (run_dir / DONE_NAME).write_text(json.dumps({"n_iterations": n_iterations, "parts": len(_parts(run_dir))}))
+
+
+LOG_FILES = ("configs.json", "results.json")
+RunLogs = dict[str, dict[str, str]]  # part name -> {log file name: its text}
+
+
+def export_run(run_dir: Path) -> RunLogs:
+    """The hpbandster logs of every session of a run, as text: what a search on another machine is resumed
+    from and sends back (the run directory itself stays with the driver)."""
+    return {p.name: {n: (p / n).read_text() for n in LOG_FILES if (p / n).is_file()} for p in _parts(run_dir)}
+
+
+def import_run(run_dir: Path, logs: RunLogs) -> None:
+    """Write logs from :func:`export_run` into ``run_dir`` (only ``part-K`` folders and the two log files)."""
+    for part, files in logs.items():
+        head, _, number = part.partition("-")
+        if head != "part" or not number.isdigit() or set(files) - set(LOG_FILES):
+            raise ArtifactError(f"not a BOHB run log: {part!r} with files {sorted(files)}")
+        (run_dir / part).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (run_dir / part / name).write_text(text)
 
 
 def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any], part: Path, run_id: str,
                  min_budget: float, max_budget: float, n_iterations: int, eta: float, n_workers: int, host: str,
                  port: int, seed: int, previous: Any, timeout_s: float, hpns: Any, hpres: Any, bohb_cls: Any,
-                 ) -> None:
-    """One master session: nameserver, spawned workers, BOHB logging into ``part``."""
+                 worker_threads: bool = False) -> None:
+    """One master session: nameserver, spawned workers (or worker threads), BOHB logging into ``part``."""
     space.seed(seed)
     np.random.seed(seed)  # hpbandster's KDE sampling draws from numpy's global generator
     ns = hpns.NameServer(run_id=run_id, host=host, port=port)
@@ -232,10 +273,15 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
     logging.getLogger("metarec.bohb").info("BOHB nameserver %s:%s run %s; remote workers: metarec search worker "
                                            "--task %s", ns_host, ns_port, run_id, part.parent / TASK_NAME)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
-                         daemon=True) for i in range(n_workers)]
+    procs = [] if worker_threads else [
+        ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
+                    daemon=True) for i in range(n_workers)]
+    threads = [_make_worker(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs)
+               for i in range(n_workers)] if worker_threads else []
     for proc in procs:
         proc.start()
+    for worker in threads:
+        worker.run(background=True)
     logger = _builtin_logger(hpres)(directory=str(part), overwrite=True)
     bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
                     min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
@@ -251,6 +297,9 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()
+        for worker in threads:
+            if worker.thread is not None and worker.thread.is_alive():
+                worker.shutdown()
 
 
 def _builtin_logger(hpres: Any) -> Any:
@@ -277,7 +326,7 @@ def _merged_logs(run_dir: Path) -> tuple[list[Any], list[Any]]:
     configs: list[Any] = []
     results: list[Any] = []
     offset = 0
-    for part in sorted(run_dir.glob("part-*"), key=lambda p: int(p.name.split("-")[1])):
+    for part in _parts(run_dir):
         part_configs = _log_lines(part, "configs.json")
         for cid, config, info in part_configs:
             configs.append([[cid[0] + offset, *cid[1:]], config, info])
@@ -323,3 +372,17 @@ def _wait_for_workers(bohb: Any, n_workers: int, timeout_s: float, procs: list) 
                                f"within {timeout_s:.0f} s")
         time.sleep(0.5)
         bohb.dispatcher.trigger_discover_worker()  # hpbandster otherwise rediscovers only every 60 s
+
+
+def bohb_cost(min_budget: float, max_budget: float, eta: float, n_iterations: int) -> float:
+    """What ``n_iterations`` of BOHB (or hyperband) evaluate, in full-budget evaluations: hpbandster's
+    successive-halving schedule, recomputed (so that progress can weigh a search against a matrix cell)."""
+    n_rungs = -int(np.log(min_budget / max_budget) / np.log(eta)) + 1
+    budgets = max_budget * np.power(eta, -np.linspace(n_rungs - 1, 0, n_rungs))
+    total = 0.0
+    for iteration in range(n_iterations):
+        s = n_rungs - 1 - (iteration % n_rungs)
+        n0 = int(np.floor(n_rungs / (s + 1)) * eta**s)
+        counts = [max(int(n0 * eta ** (-i)), 1) for i in range(s + 1)]
+        total += sum(c * b for c, b in zip(counts, budgets[-s - 1:], strict=True))
+    return total / max_budget

@@ -29,10 +29,11 @@ from metafeatures.evaluation import evaluate_matchers, plot_accuracy
 from metafeatures.fingerprint import Fingerprinter, Fingerprints
 from metafeatures.matchers import get_matcher
 from metafeatures.summary import DatasetSummary, summarize
-from offline_search.hpb import Trial, run_bohb
+from offline_search.hpb import DONE_NAME, Trial, bohb_cost, run_bohb
 from offline_search.matcher_hpo import OBJECTIVE as MATCHER_OBJECTIVE
 from offline_search.matcher_hpo import matcher_space, save_fingerprint_table
 from offline_search.objective import finetune_objective
+from offline_search.progress import RebuildProgress
 from offline_search.scenario import SearchScenario
 from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
 from portfolio.calibration import calibrate
@@ -43,6 +44,7 @@ from portfolio.store import ObservationStore, seed_noise
 OBJECTIVE = "offline_search.objective:finetune_objective"
 LEGACY_CELLS = "matrix_cells.json"
 Progress = Callable[[str], None]
+Advance = Callable[[RebuildProgress], None]
 
 
 @dataclass
@@ -78,6 +80,8 @@ class RebuildOptions:
     progress_bar: bool = False
     ray: bool = False
     ray_address: str | None = None
+    on_advance: Advance | None = None  # called after each finished search and cell (a cancel may raise here)
+    tracker: RebuildProgress = field(default_factory=RebuildProgress)
 
     def __post_init__(self) -> None:
         from metafeatures.errors import ConfigError
@@ -113,18 +117,31 @@ def dataset_seed(seed: int, name: str) -> int:
     return (seed + zlib.crc32(name.encode())) % (2**31)
 
 
+def _search_space(ds: Dataset, opts: RebuildOptions) -> Any:
+    """The space BOHB searches on one dataset (ImageNet offered only where its weights are installed)."""
+    sc = opts.scenario
+    return build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality, gate_imagenet=True)
+
+
+def _runs(name: str, opts: RebuildOptions) -> list[tuple[int, Path, str]]:
+    """(index, run directory, run id) of each of the scenario's BOHB runs on one dataset."""
+    sc = opts.scenario
+    return [(k, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}") for k in range(sc.n_runs)]
+
+
 def search_dataset(name: str, ds: Dataset, opts: RebuildOptions, summary: DatasetSummary | None = None) -> Trial:
     """``scenario.n_runs`` BOHB runs on one dataset; the best incumbent over the runs."""
     sc = opts.scenario
-    space = build_search_space(sc.backbones, sc.pretrained, seed=sc.seed, modality=ds.modality, gate_imagenet=True)
+    space = _search_space(ds, opts)
     best: list[Trial] = []
-    for k in range(sc.n_runs):
-        trials = run_bohb(space, OBJECTIVE, opts.work() / name / f"bohb-{k}", f"{name}-{sc.key()}-{k}",
+    for k, run_dir, run_id in _runs(name, opts):
+        trials = run_bohb(space, OBJECTIVE, run_dir, run_id,
                           min_budget=sc.min_budget, max_budget=sc.max_budget, n_iterations=sc.n_iterations,
                           eta=sc.eta, n_workers=opts.n_workers, host=opts.nameserver_host,
                           port=opts.nameserver_port, seed=dataset_seed(sc.seed, name) + k, resume=opts.resume,
                           objective_kwargs=_objective_kwargs(ds, opts, _identity(summary), "bohb"))
         best.append(incumbent(trials))
+        _advance(opts, search=f"{name}/bohb-{k}")
     return min(best, key=lambda t: t.loss)  # type: ignore[arg-type,return-value]
 
 
@@ -172,6 +189,7 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
     # dataset-major: an interrupted build holds whole columns, so the gap oracle - single best can be read early
     todo = [(c, d, 0) for d in sorted(datasets) for c in candidates]
     todo += [(c, d, 1) for d in sorted(datasets) for c in candidates if (c, d) in extra]
+    opts.tracker.cells_total = len(todo)
     if opts.ray or opts.ray_address:
         _cells_on_ray(todo, candidates, datasets, ids, legacy, store, opts)
     curves: dict[tuple[str, str], CellCurve | None] = {}
@@ -183,6 +201,7 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
         if isinstance(old, dict) and not _stored(store, config, kwargs, opts):
             curves[(source, target)] = CellCurve(t=tuple(t for t, _ in old["curve"]), budget_s=float(old["budget_s"]),
                                                  nauc=tuple(v for _, v in old["curve"]))
+            _advance(opts, cell=(source, target, offset))
             if opts.on_cell is not None:
                 opts.on_cell(n, len(todo))
             continue
@@ -196,6 +215,7 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
             curves[(source, target)] = None if "error" in info else CellCurve(
                 t=tuple(t for t, _ in info["curve"]), nauc=tuple(v for _, v in info["curve"]),
                 budget_s=float(info["budget_s"]))
+        _advance(opts, cell=(source, target, offset))
         if opts.on_cell is not None:  # between cells: a job reports its true fraction here, and may stop
             opts.on_cell(n, len(todo))
     return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
@@ -210,21 +230,31 @@ def _cells_on_ray(todo: list[tuple[str, str, int]], candidates: dict[str, dict[s
     from offline_search.ray_cells import CellTask, run_cells
 
     tasks = []
+    keys: dict[int, tuple[str, str, int]] = {}
     for source, target, offset in todo:
         config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
         kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
-        if target not in ids or _stored(store, config, kwargs, opts) or \
-                (offset == 0 and isinstance(legacy.get(f"{source}->{target}"), dict)):
+        if target not in ids:
+            continue
+        if _stored(store, config, kwargs, opts) or (offset == 0 and isinstance(legacy.get(f"{source}->{target}"),
+                                                                               dict)):
+            opts.tracker.cells_done.add((source, target, offset))
             continue
         cell = {k: kwargs[k] for k in ("budget_kind", "base", "time_budget", "t0", "dataset_name", "dataset_hash",
                                        "group", "source")}
         tasks.append(CellTask(config=config, budget=opts.scenario.max_budget, dataset=str(datasets[target].root),
                               kwargs=cell))
+        keys[id(tasks[-1])] = (source, target, offset)
+
+    def arrived(task: CellTask, obs: Any) -> None:
+        source, target, offset = keys[id(task)]
+        _say(opts, f"Ray: candidate {source} on {target} done ({obs.status}, seed {obs.seed})")
+        _advance(opts, cell=keys[id(task)])
+
     if tasks:
         _say(opts, f"{len(tasks)} cells on Ray ({opts.ray_address or f'local, {opts.n_workers} workers'})")
         run_cells(tasks, store, address=opts.ray_address, n_workers=max(1, opts.n_workers),
-                  progress=opts.progress_bar,
-                  on_done=lambda o: _say(opts, f"Ray: {o.dataset} done ({o.status}, seed {o.seed})"))
+                  progress=opts.progress_bar, on_done=arrived)
 
 
 class _Id:
@@ -280,7 +310,18 @@ def batch_size_curve(fps: dict[str, Fingerprints], opts: RebuildOptions, matcher
 
 
 def rebuild(opts: RebuildOptions) -> Path:
-    """Run the whole offline job and write the portfolio directory ``opts.out``."""
+    """Run the whole offline job and write the portfolio directory ``opts.out`` (with ``ray``/``ray_address``,
+    one Ray session serves both the searches and the cells)."""
+    if not (opts.ray or opts.ray_address):
+        return _rebuild(opts)
+    from offline_search.ray_cells import ray_session
+
+    with ray_session(opts.ray_address, opts.n_workers):
+        return _rebuild(opts)
+
+
+def _rebuild(opts: RebuildOptions) -> Path:
+    """:func:`rebuild`'s steps."""
     datasets = open_collection(opts.collection)
     if opts.datasets:
         missing = sorted(set(opts.datasets) - set(datasets))
@@ -294,10 +335,9 @@ def rebuild(opts: RebuildOptions) -> Path:
     summaries = {name: summarize(ds) for name, ds in datasets.items()}
     incumbents: dict[str, dict[str, Any]] = {}
     scores: dict[str, float] = {}
-    for name in searched_datasets(summaries, opts):
-        unit = "clips" if summaries[name].modality == "video" else "images"
-        _say(opts, f"BOHB on {name} ({summaries[name].n_items} {unit})")
-        best = search_dataset(name, datasets[name], opts, summaries[name])
+    searched = searched_datasets(summaries, opts)
+    _plan(opts, len(searched), len(datasets))
+    for name, best in search_all(searched, datasets, summaries, opts).items():
         incumbents[name] = best.config
         scores[name] = -float(best.loss)  # type: ignore[arg-type]
     base = {"seed": opts.scenario.seed, **opts.base_config}
@@ -310,6 +350,64 @@ def rebuild(opts: RebuildOptions) -> Path:
     if len(incumbents) < len(datasets):
         entries = _entries_from_pool(entries, pool, datasets, summaries, opts)
     return assemble(entries, datasets, opts, pool=pool)
+
+
+def search_all(names: list[str], datasets: dict[str, Dataset], summaries: dict[str, DatasetSummary],
+               opts: RebuildOptions) -> dict[str, Trial]:
+    """The best BOHB trial on each of ``names``: the runs go to Ray first with ``--ray``/``--ray-address``
+    (then only read back here), else they run one after the other on this machine."""
+    if opts.ray or opts.ray_address:
+        _searches_on_ray(names, datasets, summaries, opts)
+    best = {}
+    for name in names:
+        unit = "clips" if summaries[name].modality == "video" else "images"
+        if not all((run_dir / DONE_NAME).is_file() for _, run_dir, _ in _runs(name, opts)):
+            _say(opts, f"BOHB on {name} ({summaries[name].n_items} {unit})")
+        best[name] = search_dataset(name, datasets[name], opts, summaries[name])
+    return best
+
+
+def _plan(opts: RebuildOptions, n_searched: int, n_datasets: int) -> None:
+    """Totals for the progress fraction: every BOHB run, and the cells of the pool expected from the scenario
+    (incumbents + default + Sobol points, with second seeds; made exact when the pool is known)."""
+    sc = opts.scenario
+    pool = n_searched + int(opts.include_default) + opts.n_sobol
+    opts.tracker.search_weight = bohb_cost(sc.min_budget, sc.max_budget, sc.eta, sc.n_iterations)
+    opts.tracker.searches_total = n_searched * sc.n_runs
+    opts.tracker.cells_total = pool * n_datasets + math.ceil(opts.second_seed_fraction * pool * n_datasets)
+
+
+def _searches_on_ray(names: list[str], datasets: dict[str, Dataset], summaries: dict[str, DatasetSummary],
+                     opts: RebuildOptions) -> None:
+    """Run every BOHB run of ``names`` not yet finished as a Ray task (:mod:`offline_search.ray_search`); its logs
+    land in the usual run directory, so :func:`search_dataset` afterwards only reads them back."""
+    from offline_search.hpb import export_run, prepare_run
+    from offline_search.ray_search import SearchTask, run_searches
+
+    sc = opts.scenario
+    store = ObservationStore(opts.store_path())
+    tasks = []
+    for name in names:
+        ident = _identity(summaries[name])
+        kwargs = {k: v for k, v in _objective_kwargs(datasets[name], opts, ident, "bohb").items() if k != "store"}
+        known = tuple(store.observations(dataset_hashes=[ident[0]])) if ident else ()
+        space = _search_space(datasets[name], opts)
+        for k, run_dir, run_id in _runs(name, opts):
+            if prepare_run(run_dir, opts.resume, overwrite=False):
+                continue
+            tasks.append(SearchTask(name=name, run_dir=run_dir, run_id=run_id, space=space,
+                                    objective=OBJECTIVE, objective_kwargs=kwargs, min_budget=sc.min_budget,
+                                    max_budget=sc.max_budget, n_iterations=sc.n_iterations, eta=sc.eta,
+                                    seed=dataset_seed(sc.seed, name) + k, previous=export_run(run_dir), known=known))
+
+    def arrived(task: SearchTask) -> None:
+        _say(opts, f"Ray: BOHB on {task.name} done ({task.run_dir.name})")
+        _advance(opts, search=f"{task.name}/{task.run_dir.name}")
+
+    if tasks:
+        _say(opts, f"{len(tasks)} BOHB searches on Ray ({opts.ray_address or f'local, {opts.n_workers} workers'})")
+        run_searches(tasks, store, address=opts.ray_address, n_workers=max(1, opts.n_workers),
+                     progress=opts.progress_bar, on_done=arrived)
 
 
 def searched_datasets(summaries: dict[str, DatasetSummary], opts: RebuildOptions) -> list[str]:
@@ -402,6 +500,16 @@ def _space(opts: RebuildOptions, datasets: dict[str, Dataset]) -> Any:
 def _modality(datasets: dict[str, Dataset]) -> str:
     """``video`` when any dataset is (the portfolio's space then holds the video head), else ``image``."""
     return "video" if any(ds.modality == "video" for ds in datasets.values()) else "image"
+
+
+def _advance(opts: RebuildOptions, search: str | None = None, cell: tuple[str, str, int] | None = None) -> None:
+    """Count a finished BOHB run or cell and tell the caller (the service's job reports the fraction here)."""
+    if search is not None:
+        opts.tracker.searches_done.add(search)
+    if cell is not None:
+        opts.tracker.cells_done.add(cell)
+    if opts.on_advance is not None:
+        opts.on_advance(opts.tracker)
 
 
 def _say(opts: RebuildOptions, message: str) -> None:

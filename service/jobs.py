@@ -77,12 +77,15 @@ def run_finetune_job(params: dict[str, Any], out_dir: Path, device: str, report:
 
 
 def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker, report: Report,
-                    should_stop: ShouldStop, root: Path) -> dict[str, Any]:
+                    should_stop: ShouldStop, root: Path, ray_address: str | None = None) -> dict[str, Any]:
     """Run the offline rebuild into ``out_dir/portfolio``; publish it only if it loads and validates.
 
     A requeued job (its worker died or shut down) resumes from ``out_dir/work``: finished BOHB iterations and
-    matrix cells are read back, not run again. A cancel request stops it before the next dataset or cell."""
+    matrix cells are read back, not run again. Progress is the rebuild's share of work done (BOHB runs weighed
+    in full-budget fine-tunes, cells one each; 0.99 until the portfolio is published). A cancel request stops
+    it before the next dataset or cell; on Ray, the searches or cells still pending are cancelled."""
     from metafeatures.datasets import open_collection
+    from offline_search.progress import RebuildProgress
     from offline_search.rebuild import RebuildOptions, rebuild
     from offline_search.scenario import SearchScenario
     from portfolio.artifact import load_portfolio
@@ -90,30 +93,38 @@ def run_rebuild_job(params: dict[str, Any], out_dir: Path, factory: sessionmaker
 
     collection = Path(params["collection_path"])
     names = params.get("datasets") or sorted(open_collection(collection))
-    stages = len(names) + 3
     seen: list[str] = []
 
     def on_message(message: str) -> None:
         seen.append(message)
-        report(min(len(seen) / stages, 0.99), None)
         if should_stop():
             raise JobStopped(f"stopped during: {message}")
+
+    def on_advance(progress: RebuildProgress) -> None:
+        report(min(progress.fraction(), 0.99), None)
+        if should_stop():
+            raise JobStopped(f"stopped after {len(progress.searches_done)} of {progress.searches_total} BOHB runs "
+                             f"and {len(progress.cells_done)} of {progress.cells_total} cells")
 
     scenario = SearchScenario(**params.get("scenario", {}))
     extra = dict(params.get("rebuild_options", {}))
     extra["matchers"] = tuple(extra.get("matchers", ("kmeans", "mlp", "moments")))
+    if extra.get("ray") and ray_address:
+        extra["ray_address"] = ray_address
     resume = (out_dir / "work").is_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         on_message("resuming from the work of an earlier attempt")
     opts = RebuildOptions(collection=collection, out=out_dir / "portfolio", scenario=scenario,
                           work_dir=out_dir / "work", n_workers=int(params.get("n_workers", 1)),
-                          datasets=tuple(names), on_progress=on_message, resume=resume, **extra)
+                          datasets=tuple(names), on_progress=on_message, on_advance=on_advance, resume=resume,
+                          **extra)
     path = rebuild(opts)
     loaded = load_portfolio(path)  # refuses a malformed portfolio: the old one keeps serving
     publish_portfolio(factory, path, root)
     return {"status": "succeeded", "result": {"portfolio_dir": relative_to_root(path, root),
-                                              "portfolio_version": loaded.version, "resumed": resume, "log": seen}}
+                                              "portfolio_version": loaded.version, "resumed": resume, "log": seen,
+                                              "work": opts.tracker.to_dict()}}
 
 
 def run_update_job(params: dict[str, Any], out_dir: Path, settings: Any, factory: sessionmaker, report: Report,

@@ -194,6 +194,8 @@ class RebuildRequest(_In):
     datasets: list[str] | None = Field(default=None, min_length=2)
     scenario: dict[str, Any] = Field(default_factory=dict, description="SearchScenario fields (n_iterations, …)")
     n_workers: int = Field(default=1, ge=1, le=16)
+    ray: bool = Field(default=False, description="run BOHB searches and matrix cells as Ray tasks (a local Ray with "
+                                                 "n_workers CPUs, or the worker's METAREC_RAY_ADDRESS cluster)")
     fingerprint_backbone: Literal["mobilenet_v2", "resnet18"] = "mobilenet_v2"
     fingerprint_weights: Literal["imagenet", "random"] = "imagenet"
     fingerprint_resolution: int = Field(default=64, ge=16, le=512)

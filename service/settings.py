@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     poll_s: float = Field(default=1.0, gt=0)
     max_budget_s: float = Field(default=24 * 3600.0, gt=0)
+    ray_address: str | None = Field(default=None, min_length=1, max_length=512,
+                                    description="Ray cluster that rebuild jobs with ray=true join (default: a local "
+                                                "Ray on the worker's machine)")
+
+    @field_validator("ray_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``METAREC_RAY_ADDRESS=`` (empty) means no cluster, as if it were unset."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("devices", mode="before")
     @classmethod

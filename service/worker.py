@@ -110,7 +110,8 @@ class Worker:
             outcome = run_finetune_job(params, out_dir, self.device, report, should_stop,
                                        observe=lambda result: self._observe(job, params, result))
         elif job.kind == "rebuild":
-            outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root)
+            outcome = run_rebuild_job(params, out_dir, self.factory, report, should_stop, self.settings.root,
+                                      ray_address=self.settings.ray_address)
         elif job.kind == "portfolio_update":
             outcome = run_update_job(params, out_dir, self.settings, self.factory, report, should_stop)
         else:

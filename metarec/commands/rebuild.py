@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BOHB only on the first K datasets of each group (0: every dataset); the others "
                         "take the pool's best candidate")
     p.add_argument("--ray", action="store_true",
-                   help="run the matrix cells as Ray tasks on this machine (--workers of them at once)")
+                   help="run the BOHB searches and the matrix cells as Ray tasks on this machine (--workers of "
+                        "them at once)")
     p.add_argument("--ray-address", default=None,
                    help="join a Ray cluster started with `ray start` (implies --ray); datasets must be at the same "
                         "path on every node, the store stays here")

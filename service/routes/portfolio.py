@@ -89,7 +89,7 @@ def rebuild_portfolio(body: RebuildRequest, ctx: AppContext = Depends(get_ctx)) 
               "n_workers": body.n_workers, "rebuild_options": {
                   "fingerprint_backbone": body.fingerprint_backbone, "fingerprint_weights": body.fingerprint_weights,
                   "fingerprint_resolution": body.fingerprint_resolution, "n_samples": body.n_samples,
-                  "matchers": list(body.matchers), "base_config": body.base_config}}
+                  "matchers": list(body.matchers), "base_config": body.base_config, "ray": body.ray}}
     return job_out(queue.enqueue(ctx.factory, "rebuild", params, needs=body.needs, priority=body.priority), ctx)
 
 
