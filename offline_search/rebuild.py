@@ -71,7 +71,6 @@ class RebuildOptions:
     matcher_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Progress | None = None
-    on_cell: Callable[[int, int], None] | None = None  # (cells done, cells in this pass) after every cell
     include_default: bool = True
     store: Path | None = None
     n_sobol: int = 0
@@ -202,8 +201,6 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
             curves[(source, target)] = CellCurve(t=tuple(t for t, _ in old["curve"]), budget_s=float(old["budget_s"]),
                                                  nauc=tuple(v for _, v in old["curve"]))
             _advance(opts, cell=(source, target, offset))
-            if opts.on_cell is not None:
-                opts.on_cell(n, len(todo))
             continue
         if not _stored(store, config, kwargs, opts):
             _say(opts, f"cell {n}/{len(todo)}: candidate {source} on {target}" + (" (second seed)" if offset else ""))
@@ -216,8 +213,6 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
                 t=tuple(t for t, _ in info["curve"]), nauc=tuple(v for _, v in info["curve"]),
                 budget_s=float(info["budget_s"]))
         _advance(opts, cell=(source, target, offset))
-        if opts.on_cell is not None:  # between cells: a job reports its true fraction here, and may stop
-            opts.on_cell(n, len(todo))
     return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
                               t0=DEFAULT_T0)
 

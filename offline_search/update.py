@@ -107,7 +107,8 @@ def update_portfolio(source: Path, out: Path, collection: Path | None = None, wo
                           fingerprint_weights=weights, fingerprint_resolution=spec.resolution,
                           n_samples=int(sampling["n_samples"]), matchers=tuple(data["matchers"]),
                           matcher_params=params, overwrite=overwrite, resume=True, on_progress=on_progress,
-                          store=store, on_cell=on_cell)
+                          store=store,
+                          on_advance=None if on_cell is None else lambda t: on_cell(len(t.cells_done), t.cells_total))
     opts.work().mkdir(parents=True, exist_ok=True)
     _import_source_store(source, opts, on_progress)
     pool = candidate_pool(entries, include_default=include_default, seed=scenario.seed)
