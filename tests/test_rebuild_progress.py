@@ -23,6 +23,7 @@ def test_bohb_cost_follows_hpbandsters_schedule():
     assert progress.fraction() == pytest.approx(3 / 10) and progress.to_dict()["cells_done"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_rebuild_job_reports_the_true_fraction_and_stops_between_cells(tmp_path):
     for name, seed in (("one", 0), ("two", 1)):
