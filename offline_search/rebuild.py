@@ -468,12 +468,15 @@ def assemble(entries: list[PortfolioEntry], datasets: dict[str, Dataset], opts: 
     fps = {e.dataset: fpr.fingerprint(datasets[e.dataset], e.summary["content_hash"], n_samples=opts.n_samples,
                                       seed=opts.scenario.seed) for e in entries}
     matchers = fit_matchers(fps, opts)
-    _say(opts, "candidate costs and the selection calibration (inner leave-one-out)")
+    groups = {e.dataset: str(e.summary.get("group") or e.dataset) for e in entries}
+    grouped = len(set(groups.values())) < len(groups)
+    _say(opts, "candidate costs and the selection calibration (inner leave-one-"
+               + ("group-out: derivatives of one source are held out together)" if grouped else "out)"))
     pool = with_costs(pool)
     reduced = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=fpr.spec,
                               config_space=_space(opts, datasets), matcher_names=opts.matchers, candidates=pool,
                               performance=data).reduced_portfolio
-    selection = calibrate(data, pool, {n: f.features for n, f in fps.items()}, matchers, reduced,
+    selection = calibrate(data, pool, {n: f.features for n, f in fps.items()}, matchers, reduced, groups=groups,
                           seed=opts.scenario.seed)
     portfolio = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=fpr.spec,
                                 config_space=_space(opts, datasets), matcher_names=opts.matchers,
