@@ -72,6 +72,8 @@ class Worker:
     def run_job(self, job: JobRow) -> None:
         """Run one claimed job with a heartbeat thread; write its outcome (or requeue it on shutdown)."""
         stop = threading.Event()
+        if queue.heartbeat(self.factory, job.id, self.worker_id):  # cancelled (or lost) before it started: the
+            stop.set()  # first stage boundary stops it, not a heartbeat that may come after the first stage
         state: dict[str, Any] = {"progress": 0.0}
         beat = threading.Thread(target=self._heartbeat, args=(job.id, stop, state), daemon=True)
         beat.start()

@@ -236,13 +236,13 @@ def test_higher_priority_first_then_oldest(factory):
 
 
 def test_workers_claim_only_kinds_they_run(factory):
-    future = queue.enqueue(factory, "portfolio_update", {}, priority=99).id  # a kind a newer metarec adds
+    future = queue.enqueue(factory, "distill", {}, priority=99).id  # a kind a newer metarec adds
     rebuild = queue.enqueue(factory, "rebuild", {}).id
     finetune = queue.enqueue(factory, "finetune", {}).id
     assert queue.claim(factory, "w", "cpu", kinds=("finetune",)).id == finetune
     assert queue.claim(factory, "w", "cpu").id == rebuild  # default: the kinds this metarec runs
     assert queue.claim(factory, "w", "cpu") is None
-    assert queue.claim(factory, "w", "cpu", kinds=("portfolio_update",)).id == future
+    assert queue.claim(factory, "w", "cpu", kinds=("distill",)).id == future
 
 
 def test_concurrent_cpu_and_gpu_workers_each_take_only_their_jobs(factory):
