@@ -9,16 +9,10 @@ from offline_search.rebuild import RebuildOptions, search_all
 from offline_search.scenario import SearchScenario
 from portfolio.store import ObservationStore
 from tests.fixtures.factories import make_image_folder
+from tests.fixtures.ray_local import local_ray  # noqa: F401  (autouse: one local Ray for this module)
 
 ray = pytest.importorskip("ray")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    """One local 2-CPU Ray for the module (the Ray helpers join it instead of starting their own)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _collection(tmp_path):
