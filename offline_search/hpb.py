@@ -13,11 +13,15 @@ import importlib
 import json
 import logging
 import multiprocessing as mp
+import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,118 @@ def _make_worker(objective_ref: str, run_id: str, host: str, port: int, worker_i
 
     return ObjectiveWorker(run_id=run_id, nameserver=host, nameserver_port=port, id=worker_id,
                            logger=logging.getLogger(f"metarec.bohb.worker{worker_id}"))
+
+
+WARM_PRELOAD = ("offline_search.objective",)  # what a warm worker imports once (torch, the trainer, the data code)
+
+
+def _warm_main(preload: Sequence[str], parent: int, tasks: Any, done: Any) -> None:
+    """A warm worker process: import ``preload`` once, then serve one BOHB session after another (each task is
+    :func:`worker_main`'s arguments; ``None`` ends it); exit when the parent process is gone."""
+    for module in preload:
+        importlib.import_module(module)
+    done.put("ready")
+    while True:
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the driver was killed: do not wait for ever
+                return
+            continue
+        if task is None:
+            return
+        try:
+            worker_main(*task)
+        except Exception:  # noqa: BLE001 - one session's failure is logged; the process serves the next one
+            logging.getLogger("metarec.bohb").exception("warm worker: the session of run %s failed", task[1])
+        done.put("idle")
+
+
+@dataclass
+class _Warm:
+    """One warm worker process and its two queues."""
+
+    proc: Any
+    tasks: Any
+    done: Any
+    busy: bool = False
+
+
+@dataclass
+class WarmWorkers:
+    """Worker processes kept alive between BOHB sessions. A rebuild runs one search per dataset (and one per
+    tuned matcher); a freshly spawned worker spends seconds importing torch before it can register, for every
+    search. Warm workers pay that once per rebuild. Used through :func:`warm_workers`."""
+
+    preload: Sequence[str] = WARM_PRELOAD
+    _workers: list[_Warm] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, n: int) -> list[_Warm]:
+        """``n`` idle workers (spawning what is missing), marked busy."""
+        ctx = mp.get_context("spawn")
+        with self._lock:
+            self._workers = [w for w in self._workers if w.proc.is_alive()]
+            chosen = [w for w in self._workers if not w.busy][:n]
+            while len(chosen) < n:
+                tasks, done = ctx.Queue(), ctx.Queue()
+                proc = ctx.Process(target=_warm_main, args=(tuple(self.preload), os.getpid(), tasks, done), daemon=True)
+                proc.start()
+                worker = _Warm(proc, tasks, done)
+                self._workers.append(worker)
+                chosen.append(worker)
+            for worker in chosen:
+                worker.busy = True
+            return chosen
+
+    def release(self, workers: list[_Warm], timeout_s: float = 10.0) -> None:
+        """Wait until each worker has finished its session; one that does not is terminated (and replaced later)."""
+        deadline = time.monotonic() + timeout_s
+        for worker in workers:
+            finished = False
+            while worker.proc.is_alive():
+                try:
+                    finished = worker.done.get(timeout=max(0.05, deadline - time.monotonic())) == "idle"
+                except queue.Empty:
+                    break
+                if finished:
+                    break
+            if not finished and worker.proc.is_alive():
+                worker.proc.terminate()
+                worker.proc.join(timeout=5)
+            with self._lock:
+                worker.busy = False
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker.proc.is_alive():
+                worker.tasks.put(None)
+        for worker in workers:
+            worker.proc.join(timeout=10)
+            if worker.proc.is_alive():
+                worker.proc.terminate()
+
+
+_WARM: WarmWorkers | None = None
+
+
+@contextmanager
+def warm_workers(preload: Sequence[str] = WARM_PRELOAD) -> Iterator[WarmWorkers]:
+    """Within the block, every :func:`run_bohb` with worker processes uses warm ones (nested blocks share the
+    outer pool); they stop at the end of the outermost block."""
+    global _WARM
+    if _WARM is not None:
+        yield _WARM
+        return
+    pool = _WARM = WarmWorkers(preload)
+    try:
+        yield pool
+    finally:
+        _WARM = None
+        pool.close()
 
 
 NAMESERVER_CHECK_S = 5.0  # how often an idle worker checks that its run's nameserver still exists
@@ -273,27 +389,36 @@ def _run_session(space: Any, objective_ref: str, objective_kwargs: dict[str, Any
     logging.getLogger("metarec.bohb").info("BOHB nameserver %s:%s run %s; remote workers: metarec search worker "
                                            "--task %s", ns_host, ns_port, run_id, part.parent / TASK_NAME)
     ctx = mp.get_context("spawn")
-    procs = [] if worker_threads else [
+    pool = None if worker_threads else _WARM
+    warm = pool.acquire(n_workers) if pool is not None else []
+    for i, worker in enumerate(warm):
+        worker.tasks.put((objective_ref, run_id, ns_host, ns_port, i, objective_kwargs))
+    spawned = [] if worker_threads or pool is not None else [
         ctx.Process(target=worker_main, args=(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs),
                     daemon=True) for i in range(n_workers)]
+    procs = [w.proc for w in warm] + spawned
     threads = [_make_worker(objective_ref, run_id, ns_host, ns_port, i, objective_kwargs)
                for i in range(n_workers)] if worker_threads else []
-    for proc in procs:
+    for proc in spawned:
         proc.start()
     for worker in threads:
         worker.run(background=True)
-    logger = _builtin_logger(hpres)(directory=str(part), overwrite=True)
-    bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
-                    min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
-                    previous_result=previous, logger=logging.getLogger("metarec.bohb.master"))
+    bohb = None
     try:
+        logger = _builtin_logger(hpres)(directory=str(part), overwrite=True)
+        bohb = bohb_cls(configspace=space, run_id=run_id, nameserver=ns_host, nameserver_port=ns_port,
+                        min_budget=min_budget, max_budget=max_budget, eta=eta, result_logger=logger,
+                        previous_result=previous, logger=logging.getLogger("metarec.bohb.master"))
         if n_workers:
             _wait_for_workers(bohb, n_workers, timeout_s, procs)
         bohb.run(n_iterations=n_iterations, min_n_workers=max(1, n_workers))
     finally:
-        bohb.shutdown(shutdown_workers=True)
+        if bohb is not None:
+            bohb.shutdown(shutdown_workers=True)
         ns.shutdown()
-        for proc in procs:
+        if pool is not None:
+            pool.release(warm)
+        for proc in spawned:
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()

@@ -29,7 +29,7 @@ from metafeatures.evaluation import evaluate_matchers, plot_accuracy
 from metafeatures.fingerprint import Fingerprinter, Fingerprints
 from metafeatures.matchers import get_matcher
 from metafeatures.summary import DatasetSummary, summarize
-from offline_search.hpb import DONE_NAME, Trial, bohb_cost, run_bohb
+from offline_search.hpb import DONE_NAME, Trial, bohb_cost, run_bohb, warm_workers
 from offline_search.matcher_hpo import OBJECTIVE as MATCHER_OBJECTIVE
 from offline_search.matcher_hpo import matcher_space, save_fingerprint_table
 from offline_search.objective import finetune_objective
@@ -307,12 +307,13 @@ def batch_size_curve(fps: dict[str, Fingerprints], opts: RebuildOptions, matcher
 def rebuild(opts: RebuildOptions) -> Path:
     """Run the whole offline job and write the portfolio directory ``opts.out`` (with ``ray``/``ray_address``,
     one Ray session serves both the searches and the cells)."""
-    if not (opts.ray or opts.ray_address):
-        return _rebuild(opts)
-    from offline_search.ray_cells import ray_session
+    with warm_workers():  # BOHB's local worker processes import torch once per rebuild, not once per search
+        if not (opts.ray or opts.ray_address):
+            return _rebuild(opts)
+        from offline_search.ray_cells import ray_session
 
-    with ray_session(opts.ray_address, opts.n_workers):
-        return _rebuild(opts)
+        with ray_session(opts.ray_address, opts.n_workers):
+            return _rebuild(opts)
 
 
 def _rebuild(opts: RebuildOptions) -> Path:

@@ -6,6 +6,7 @@ Each test has a hard timeout: before the serpent fix, hpbandster on numpy 2 hang
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import ConfigSpace as CS
@@ -13,7 +14,14 @@ import numpy as np
 import pytest
 
 from metafeatures.errors import ArtifactError
-from offline_search.hpb import DONE_NAME, read_trials, register_numpy_with_serpent, run_bohb, to_builtins
+from offline_search.hpb import (
+    DONE_NAME,
+    read_trials,
+    register_numpy_with_serpent,
+    run_bohb,
+    to_builtins,
+    warm_workers,
+)
 
 
 def toy_space() -> CS.ConfigurationSpace:
@@ -44,6 +52,26 @@ def test_real_bohb_with_two_worker_processes(tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "run" / "part-0" / "results.json").read_text().splitlines()]
     assert len(logged) == len(trials)
     assert (tmp_path / "run" / "part-0" / "configs.json").is_file() and (tmp_path / "run" / "done.json").is_file()
+
+
+@pytest.mark.timeout(180)
+def test_warm_workers_serve_consecutive_searches_and_stop_at_the_end(tmp_path):
+    # a rebuild runs one search per dataset: inside warm_workers() the same two processes (which imported
+    # torch once) serve every search, instead of two freshly spawned ones per search
+    with warm_workers(preload=()) as pool:
+        pids = []
+        for k in range(3):
+            trials = run_bohb(toy_space(), "tests.fixtures.objectives:with_pid", tmp_path / f"run{k}", f"warm{k}",
+                              min_budget=1, max_budget=1, n_iterations=1, n_workers=2)
+            pids.append({t.info["pid"] for t in trials})
+        procs = [w.proc for w in pool._workers]
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+    assert set().union(*pids) <= {p.pid for p in procs} and os.getpid() not in set().union(*pids)
+    assert not any(p.is_alive() for p in procs)  # stopped at the end of the block
+    # outside the block each search spawns its own workers again
+    trials = run_bohb(toy_space(), "tests.fixtures.objectives:with_pid", tmp_path / "cold", "cold",
+                      min_budget=1, max_budget=1, n_iterations=1, n_workers=2)
+    assert not {t.info["pid"] for t in trials} & {p.pid for p in procs}
 
 
 @pytest.mark.timeout(180)

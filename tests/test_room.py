@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,6 @@ from metafeatures.errors import MetarecError
 from portfolio.room import matrix_room, store_room
 from portfolio.selection import FAILED_SCORE
 from portfolio.store import Observation, ObservationStore
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gap_regret_and_wins_on_complete_columns_only() -> None:
@@ -64,13 +60,13 @@ def test_store_room_reads_complete_columns_and_counts_failures_as_the_evaluation
         store_room(store, 10.0, "seconds", 1200.0, 60.0, source="bohb")
 
 
-def test_cli_reports_the_shipped_portfolio_and_refuses_a_missing_store(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "metarec.cli", "portfolio", "room", "--json"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    data = json.loads(run.stdout)
+def test_cli_reports_the_shipped_portfolio_and_refuses_a_missing_store(tmp_path: Path, capsys) -> None:
+    from metarec.cli import main
+
+    assert main(["portfolio", "room", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
     assert {"gap", "single_best_regret", "single_best", "wins", "goals", "n_datasets"} <= set(data)
     assert data["n_datasets"] >= 8 and 0 <= data["single_best_regret"] <= 1 and data["gap"] >= 0
-    bad = subprocess.run([sys.executable, "-m", "metarec.cli", "portfolio", "room", "--store",
-                          str(tmp_path / "none.sqlite")], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "is not a file" in bad.stderr and "Traceback" not in bad.stderr
+    assert main(["portfolio", "room", "--store", str(tmp_path / "none.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a file" in err and "Traceback" not in err
