@@ -1,4 +1,5 @@
-"""The shipped default portfolio is package data: a non-editable install carries it (issue 11 §5)."""
+"""The shipped default portfolio and its observation store are package data: a non-editable install carries them
+(issue 11 §5, issue 12 §6)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,6 @@ def test_the_wheel_carries_the_default_portfolio(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"portfolios/demo/{name}" for name in shipped} <= names
     assert "portfolios/__init__.py" in names and not any(".work" in n for n in names)
+    # its meta-dataset travels with it: `portfolio update` and the service's learning start from its rows
+    assert "portfolios/demo.observations.sqlite" in names
+    assert not any(n.startswith("portfolios/demo8/") for n in names)  # the small portfolio stays in the repository
