@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from tests.fixtures.live import live_server, running_worker, wait_for
 from tests.fixtures.video import make_video_dataset
+
+DEMO8 = Path(__file__).resolve().parents[1] / "portfolios" / "demo8"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -22,7 +25,8 @@ def root(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def server(root):
-    yield from live_server(root)
+    # the eight-dataset portfolio knows two video datasets (the default's video groups are frame datasets)
+    yield from live_server(root, portfolio_dir=DEMO8)
 
 
 def _zip_of_folder(folder) -> bytes:
