@@ -315,6 +315,32 @@ def choose_params(problem: Problem, evidence: Evidence, grouped: bool,
     return params, regret
 
 
+def regret_table(problem: Problem, evidence: Evidence, grouped: bool) -> tuple[list[NeighborParams], np.ndarray]:
+    """The neighbors policy's regret on each held-out target (rows, in ``sorted(evidence.rankings)`` order)
+    under each (k, weighting) of the grid (columns). A target's regret does not depend on which other targets
+    it is averaged with, so the nested choice of every outer held-out set reads this one table
+    (:func:`choose_from_table`) instead of recomputing every pick once per outer target."""
+    grid = param_grid(len(problem.datasets) - 1)
+    table = np.empty((len(evidence.rankings), len(grid)))
+    for i, target in enumerate(sorted(evidence.rankings)):
+        hidden = problem.hidden(target, grouped)
+        rows, cols = problem.rows(hidden), problem.columns(hidden)
+        for j, params in enumerate(grid):
+            picked = policy_picks(problem, "neighbors", params, target, rows, cols, evidence.rankings[target])
+            table[i, j] = problem.regret(float(np.mean([problem.scores[r, target] for r in picked])), target, rows)
+    return grid, table
+
+
+def choose_from_table(grid: Sequence[NeighborParams], table: np.ndarray, evidence: Evidence,
+                      targets: Sequence[int]) -> tuple[NeighborParams, float]:
+    """:func:`choose_params` over ``targets`` from a :func:`regret_table` (the same answer, ties included)."""
+    index = {t: i for i, t in enumerate(sorted(evidence.rankings))}
+    rows = [index[t] for t in targets]
+    scored = [(float(np.mean(list(table[rows, j]))), j) for j in range(len(grid))]
+    regret, best = min(scored)
+    return grid[best], regret
+
+
 def novelty_of(reference: Sequence[float], distance: float) -> float:
     """Share of ``reference`` distances below ``distance`` (the conformal novelty of :mod:`portfolio.novelty`)."""
     ref = np.sort(np.asarray(reference))
@@ -380,9 +406,10 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
         for size in batch_sizes:
             ev = evidence[size]
             nested = {}  # per held-out dataset: k and weighting chosen on the other datasets only
+            grid, table = regret_table(problem, ev, grouped)
             for target in range(len(datasets)):
                 others = [t for t in range(len(datasets)) if t not in problem.hidden(target, grouped)]
-                nested[target] = choose_params(problem, ev, grouped, others)[0]
+                nested[target] = choose_from_table(grid, table, ev, others)[0]
                 chosen.setdefault(f"{name}@{size}", {})[datasets[target]] = nested[target].to_dict()
             for policy in policies:
                 if policy == "single_best":
@@ -468,5 +495,5 @@ def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
 
 
 __all__ = ["BASELINES", "DEFAULT_POLICIES", "POLICIES", "THRESHOLD_GRID", "Evidence", "MethodResult", "Problem",
-           "RecommenderEval", "choose_params", "collect_evidence", "evaluate_recommender", "mean_policy_regret",
-           "meta_features", "novelty_auroc", "plot_regret"]
+           "RecommenderEval", "choose_from_table", "choose_params", "collect_evidence", "evaluate_recommender",
+           "mean_policy_regret", "meta_features", "novelty_auroc", "plot_regret", "regret_table"]

@@ -16,6 +16,7 @@ from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
 from metarec.commands.portfolio import PORTFOLIO_DIR_ENV
 from portfolio import evaluation
+from portfolio.artifact import load_portfolio
 from portfolio.evaluation import BASELINES
 from tests.fixtures.cli import fails, run_json
 from tests.fixtures.factories import make_image_folder
@@ -53,7 +54,6 @@ def test_cli_defaults_are_the_library_defaults_and_the_parser_does_not_load_torc
     from metarec.commands import portfolio as portfolio_cmd
     from portfolio.policies import POLICIES
 
-    assert eval_cmd.DEFAULT_MATCHERS == evaluation.DEFAULT_MATCHERS
     assert eval_cmd.DEFAULT_POLICIES == evaluation.DEFAULT_POLICIES
     assert portfolio_cmd.POLICY_CHOICES == POLICIES
     assert eval_cmd.DEFAULT_BATCH_SIZES == evaluation.DEFAULT_BATCH_SIZES
@@ -96,6 +96,15 @@ def test_eval_recommender_json_contract_from_a_collection_then_from_the_cache(wo
     third = run_json(capsys, recommender_argv(world, tmp_path / "c", "--policies", "incumbent,single_best"))
     assert set(third["methods"]) == {*BASELINES, *(f"incumbent/{m}@{b}" for m in ("kmeans", "mlp") for b in (4, 8))}
     assert "policy" in fails(capsys, recommender_argv(world, tmp_path / "d", "--policies", "nearest"))
+    # by default: the portfolio's own recommending matcher (else all it ships), one dataset held out at a time
+    # when there are no groups
+    argv = recommender_argv(world, tmp_path / "f")
+    del argv[argv.index("--matchers"):argv.index("--matchers") + 2]
+    fourth = run_json(capsys, argv)
+    loaded = load_portfolio(world["portfolio"])
+    main = loaded.selection.evaluation.get("default_matcher")
+    assert fourth["settings"]["matchers"] == ([main] if main in loaded.matchers else sorted(loaded.matchers))
+    assert fourth["grouped"] is False
     err = fails(capsys, recommender_argv(world, tmp_path / "e", "--time-budgets", "60"))
     assert "no learning curves" in err  # the fixture portfolio stores scores only
 
@@ -134,6 +143,12 @@ def test_eval_recommender_baselines_on_the_shipped_portfolio(tmp_path: Path, cap
     payload = run_json(capsys, ["eval", "recommender", "--matchers", "", "--out-dir", str(tmp_path), "--json"])
     assert set(payload["methods"]) == set(BASELINES)
     assert len(payload["datasets"]) >= 3 and payload["portfolio_version"].startswith("demo-")
+    # the shipped portfolio's datasets are derivatives of sources: they are held out a group at a time by default
+    assert payload["grouped"] is True and len(set(payload["groups"].values())) < len(payload["datasets"])
+    lodo = run_json(capsys, ["eval", "recommender", "--matchers", "", "--no-grouped", "--out-dir", str(tmp_path),
+                             "--json"])
+    assert lodo["grouped"] is False
+    assert lodo["methods"]["single_best"]["mean_regret"] != payload["methods"]["single_best"]["mean_regret"]
     assert payload["methods"]["oracle"]["mean_regret"] == 0.0
     assert payload["methods"]["random"]["mean_regret"] > 0.0
 

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from portfolio.artifact import LoadedPortfolio
 
 # portfolio.evaluation's defaults, repeated here because importing it loads torch on every CLI start
-DEFAULT_MATCHERS = ("kmeans", "mlp", "moments")
 DEFAULT_BATCH_SIZES = (8, 64, 512)
 DEFAULT_POLICIES = ("incumbent", "neighbors", "single_best", "reduced")
 PORTFOLIO_HELP = f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)"
@@ -50,12 +49,15 @@ def _common(p: argparse.ArgumentParser, out_dir: str) -> None:
 
 def register_recommender(esub: argparse._SubParsersAction) -> None:
     """Add ``eval recommender``."""
-    r = esub.add_parser("recommender", help="leave-one-dataset-out regret of the matchers and the baselines")
+    r = esub.add_parser("recommender",
+                        help="leave-one-dataset-out (or -group-out) regret of the policies, matchers and baselines")
     _common(r, "runs/eval-recommender")
     r.add_argument("--collection", type=Path, default=None,
                    help="directory holding the portfolio's datasets, fingerprinted when their fingerprints are "
                         "not cached (default: regenerate the demo datasets into the cache)")
-    r.add_argument("--matchers", type=_names, default=list(DEFAULT_MATCHERS), help="comma-separated matcher names")
+    r.add_argument("--matchers", type=_names, default=None,
+                   help="comma-separated matcher names (default: the matcher the portfolio recommends with, its "
+                        "calibration's default_matcher; every refit costs a matcher fit per held-out set)")
     r.add_argument("--batch-sizes", type=_int_list, default=list(DEFAULT_BATCH_SIZES), help="test batch sizes")
     r.add_argument("--n-batches", type=int, default=20, help="random batches of the held-out dataset per size")
     r.add_argument("--n-samples", type=int, default=None,
@@ -65,8 +67,10 @@ def register_recommender(esub: argparse._SubParsersAction) -> None:
                    help="comma-separated selection policies: incumbent, neighbors, single_best, reduced")
     r.add_argument("--time-budgets", type=_float_list, default=None,
                    help="comma-separated T (s) to score the ALC at (default: the portfolio's own T)")
-    r.add_argument("--grouped", action="store_true",
-                   help="hold out every dataset of a held-out dataset's group (derivatives of one source) together")
+    r.add_argument("--grouped", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold out every dataset of a held-out dataset's group (derivatives of one source) together "
+                        "(default: yes when the portfolio has groups of several datasets; --no-grouped holds out "
+                        "single datasets, which lets a dataset's siblings stay known)")
     r.set_defaults(func=cmd_recommender)
 
 
@@ -128,12 +132,15 @@ def cmd_recommender(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.n_batches < 1 or (args.n_samples is not None and args.n_samples < 1):
         raise ConfigError("n_batches/n_samples", (args.n_batches, args.n_samples), "must be >= 1")
-    for name in args.matchers:
+    for name in args.matchers or ():
         matcher_class(name)  # an unknown matcher fails before any fingerprinting
     for policy in args.policies:
         check_policy(policy)
     say = (lambda _m: None) if args.quiet else (lambda m: note(f"[{time.perf_counter() - started:6.1f} s] {m}"))
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
+    if args.matchers is None:  # the portfolio's own recommending matcher: one refit per held-out set, not three
+        main = loaded.selection.evaluation.get("default_matcher")
+        args.matchers = [main] if main in loaded.matchers else sorted(loaded.matchers)
     if len(loaded.portfolio.datasets) < MIN_DATASETS:  # too small for leave-one-out: fail before fingerprinting
         raise ConfigError("datasets", len(loaded.portfolio.datasets),
                           f"leave-one-out needs a portfolio of at least {MIN_DATASETS} known datasets")
@@ -147,6 +154,8 @@ def cmd_recommender(args: argparse.Namespace) -> int:
                                  n_samples=args.n_samples, seed=args.seed, use_cache=not args.no_cache,
                                  progress=show_progress(args), say=say) if args.matchers else None
     groups = {e.dataset: str(e.summary.get("group") or e.dataset) for e in loaded.portfolio.entries}
+    if args.grouped is None:  # derivatives of one source are held out together whenever there are any
+        args.grouped = len(set(groups.values())) < len(groups)
     budgets: list[float | None] = list(args.time_budgets) if args.time_budgets else [None]
     kind = "group" if args.grouped else "dataset"
     results = {}
