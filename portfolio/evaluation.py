@@ -307,12 +307,10 @@ def param_grid(n_known: int) -> list[NeighborParams]:
 
 def choose_params(problem: Problem, evidence: Evidence, grouped: bool,
                   targets: Sequence[int] | None = None) -> tuple[NeighborParams, float]:
-    """The (k, weighting) with the least mean regret of the neighbors policy over ``targets`` (ties: grid order)."""
-    n_known = len(problem.datasets) - 1
-    scored = [(mean_policy_regret(problem, evidence, "neighbors", p, grouped, targets), i, p)
-              for i, p in enumerate(param_grid(n_known))]
-    regret, _, params = min(scored, key=lambda t: (t[0], t[1]))
-    return params, regret
+    """The (k, weighting) with the least mean regret of the neighbors policy over ``targets`` (default: every
+    column; ties: grid order)."""
+    grid, table = regret_table(problem, evidence, grouped)
+    return choose_from_table(grid, table, evidence, sorted(evidence.rankings) if targets is None else targets)
 
 
 def regret_table(problem: Problem, evidence: Evidence, grouped: bool) -> tuple[list[NeighborParams], np.ndarray]:
