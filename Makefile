@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := data/demo
 SERVICE_ROOT := data/service
+# pytest processes for `make test`: the suite waits on servers, workers and subprocesses much of the time, so two
+# processes on two cores finish in ~60 % of the serial time (docs/service.md); 0 runs it in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: run demo test install lint bench clean image-check
 
@@ -47,7 +50,7 @@ image-check: $(STAMP)
 	$(BIN)/python tools/check_image_wheels.py
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fingerprint.py
