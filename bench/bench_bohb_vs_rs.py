@@ -12,11 +12,16 @@ epochs of finished evaluations in finishing order; "best" counts only evaluation
 
     .venv/bin/python bench/bench_bohb_vs_rs.py --quick    # tiny run, proves the script works
     .venv/bin/python bench/bench_bohb_vs_rs.py            # full (see FULL below)
+
+Resumable: each finished (dataset, seed) pair is written to ``--out`` (one JSON file with both arms' curves)
+and skipped when the script is run again with the same settings, so the ~3 h full run can be spread over
+several sessions; the table covers every stored pair of the requested sources and seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see metafeatures/__init__.py
@@ -33,6 +38,8 @@ from finetune.space import DEFAULT_BACKBONES, DEFAULT_PRETRAINED, build_search_s
 from offline_search.hpb import Trial, run_bohb  # noqa: E402
 
 FULL = "--sources digits,textures,shapes --iterations 4 --seeds 3 --max-images 300 --workers 2"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "bohb_vs_rs"
+FORMAT = 1
 
 
 def curve(trials: list[Trial], max_budget: float) -> list[tuple[float, float]]:
@@ -62,6 +69,38 @@ def derived_datasets(root: Path, sources: list[str], max_images: int) -> list[Pa
             for s in sources]
 
 
+def pair_path(out: Path, source: str, seed: int) -> Path:
+    return out / f"{source}-seed{seed}.json"
+
+
+def load_pair(out: Path, source: str, seed: int, settings: dict) -> dict | None:
+    """A stored (dataset, seed) result with the same settings, else None (other settings: refused, not mixed)."""
+    path = pair_path(out, source, seed)
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("settings") != settings:
+        raise SystemExit(f"{path} was measured with other settings ({stored.get('settings')}); "
+                         f"use another --out or the same settings ({settings})")
+    return stored
+
+
+def save_pair(out: Path, source: str, seed: int, settings: dict, dataset: str, curves: dict) -> None:
+    """Write one finished pair (atomically: a killed run leaves no half file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = pair_path(out, source, seed).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"settings": settings, "dataset": dataset, "source": source, "seed": seed,
+                               "curves": curves}, indent=1))
+    tmp.replace(pair_path(out, source, seed))
+
+
+def row(dataset: str, seed: int, curves: dict, max_budget: float) -> tuple:
+    """(dataset, seed, RS best, RS budget, BOHB best, BOHB budget, BOHB budget to reach RS's best)."""
+    rs_total, rs_best = curves["random"][-1]
+    reach = budget_to_reach([tuple(p) for p in curves["bohb"]], rs_best)
+    return (dataset, seed, rs_best, rs_total, curves["bohb"][-1][1], curves["bohb"][-1][0], reach)
+
+
 def main() -> None:
     """Run both optimisers per dataset and seed, arms alternating; print the table and the summary."""
     ap = argparse.ArgumentParser()
@@ -74,18 +113,29 @@ def main() -> None:
     ap.add_argument("--max-budget", type=float, default=9)
     ap.add_argument("--input-size", type=int, default=64, help="fixed input resolution (keeps CPU cost bounded)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="folder of finished (dataset, seed) pairs: stored pairs are not rerun (--quick: none)")
     a = ap.parse_args()
     if a.quick:
         a.sources, a.iterations, a.seeds, a.max_images, a.max_budget, a.input_size, a.workers = \
             "digits", 1, 1, 40, 3, 32, 1
+    settings = {"format": FORMAT, "iterations": a.iterations, "max_images": a.max_images, "min_budget": a.min_budget,
+                "max_budget": a.max_budget, "input_size": a.input_size, "workers": a.workers}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["METAREC_CACHE_DIR"] = str(Path(tmp) / "cache")
-        datasets = derived_datasets(Path(tmp), a.sources.split(","), a.max_images)
-        for d in datasets:
-            kwargs = {"dataset": str(d), "budget_kind": "epochs", "score": "final_nauc",
-                      "base": {"input_size": a.input_size}}
+        sources = a.sources.split(",")
+        for source in sources:
             for seed in range(a.seeds):
+                stored = None if a.quick else load_pair(a.out, source, seed, settings)
+                if stored is not None:
+                    curves = stored["curves"]
+                    print(f"{stored['dataset']} seed {seed}: stored in {a.out}", flush=True)
+                    rows.append(row(stored["dataset"], seed, curves, a.max_budget))
+                    continue
+                d = derived_datasets(Path(tmp) / f"{source}-{seed}", [source], a.max_images)[0]
+                kwargs = {"dataset": str(d), "budget_kind": "epochs", "score": "final_nauc",
+                          "base": {"input_size": a.input_size}}
                 curves = {}
                 for opt in ("random", "bohb") if seed % 2 == 0 else ("bohb", "random"):
                     space = build_search_space(DEFAULT_BACKBONES, DEFAULT_PRETRAINED, seed=seed, gate_imagenet=True)
@@ -94,9 +144,9 @@ def main() -> None:
                                       min_budget=a.min_budget, max_budget=a.max_budget, n_iterations=a.iterations,
                                       eta=3, n_workers=a.workers, seed=seed, objective_kwargs=kwargs, optimizer=opt)
                     curves[opt] = curve(trials, a.max_budget)
-                rs_total, rs_best = curves["random"][-1]
-                reach = budget_to_reach(curves["bohb"], rs_best)
-                rows.append((d.name, seed, rs_best, rs_total, curves["bohb"][-1][1], curves["bohb"][-1][0], reach))
+                if not a.quick:
+                    save_pair(a.out, source, seed, settings, d.name, curves)
+                rows.append(row(d.name, seed, curves, a.max_budget))
     print(f"search space: {', '.join(DEFAULT_BACKBONES)} x {'/'.join(DEFAULT_PRETRAINED)} (ImageNet where installed); "
           f"final NAUC; budgets {a.min_budget:g}-{a.max_budget:g} epochs, eta 3, {a.iterations} iteration(s), "
           f"{a.workers} worker(s), input {a.input_size} px")
