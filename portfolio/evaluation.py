@@ -145,6 +145,27 @@ class Evidence:
     nearest: dict[int, list[float]] = field(default_factory=dict)
 
 
+#: k grid of the meta-feature neighbours: four coarse numbers tie many datasets, so wider neighbourhoods are offered
+META_K_GRID: tuple[int, ...] = (*K_GRID, 13, 21)
+
+
+def metafeature_evidence(problem: Problem, features: Mapping[str, np.ndarray], grouped: bool) -> Evidence:
+    """Meta-features as a matcher: per held-out column, the known columns ranked by standardised meta-feature
+    distance, scored 1 / (1 + distance). One ranking per column (it does not depend on a batch of images)."""
+    names = list(problem.datasets)
+    out = Evidence()
+    for target, name in enumerate(names):
+        cols = problem.columns(problem.hidden(target, grouped))
+        train = np.stack([features[names[j]] for j in cols])
+        std = train.std(axis=0)
+        std[std < 1e-12] = 1.0
+        distances = np.linalg.norm((train - features[name]) / std, axis=1)
+        order = np.argsort(distances, kind="stable")
+        out.rankings[target] = [[(cols[i], 1.0 / (1.0 + float(distances[i]))) for i in order]]
+        out.nearest[target] = [float(distances[order[0]])]
+    return out
+
+
 def collect_evidence(problem: Problem, fingerprints: Mapping[str, np.ndarray], matcher: str,
                      params: Mapping[str, Any], batch_sizes: Sequence[int], n_batches: int, seed: int,
                      grouped: bool, on_progress: Progress | None = None) -> dict[int, Evidence]:
@@ -299,9 +320,9 @@ def mean_policy_regret(problem: Problem, evidence: Evidence, policy: str, params
     return float(np.mean(regrets))
 
 
-def param_grid(n_known: int) -> list[NeighborParams]:
+def param_grid(n_known: int, k_grid: Sequence[int] = K_GRID) -> list[NeighborParams]:
     """Every (k, weighting) the inner leave-one-out tries (k capped at the number of known datasets)."""
-    ks = sorted({min(k, n_known) for k in K_GRID})
+    ks = sorted({min(k, n_known) for k in k_grid})
     return [NeighborParams(k=k, weighting=w) for w in WEIGHTINGS for k in ks]
 
 
@@ -313,12 +334,13 @@ def choose_params(problem: Problem, evidence: Evidence, grouped: bool,
     return choose_from_table(grid, table, evidence, sorted(evidence.rankings) if targets is None else targets)
 
 
-def regret_table(problem: Problem, evidence: Evidence, grouped: bool) -> tuple[list[NeighborParams], np.ndarray]:
+def regret_table(problem: Problem, evidence: Evidence, grouped: bool,
+                 k_grid: Sequence[int] = K_GRID) -> tuple[list[NeighborParams], np.ndarray]:
     """The neighbors policy's regret on each held-out target (rows, in ``sorted(evidence.rankings)`` order)
     under each (k, weighting) of the grid (columns). A target's regret does not depend on which other targets
     it is averaged with, so the nested choice of every outer held-out set reads this one table
     (:func:`choose_from_table`) instead of recomputing every pick once per outer target."""
-    grid = param_grid(len(problem.datasets) - 1)
+    grid = param_grid(len(problem.datasets) - 1, k_grid)
     table = np.empty((len(evidence.rankings), len(grid)))
     for i, target in enumerate(sorted(evidence.rankings)):
         hidden = problem.hidden(target, grouped)
@@ -392,6 +414,8 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                                                                                 [(knn, 1.0)], flat)])
     chosen: dict[str, dict[str, Any]] = {}
     novelty: dict[str, Any] = {}
+    _policy_methods(methods, chosen, problem, metafeature_evidence(problem, features, grouped), "metafeatures",
+                    policies, grouped, META_K_GRID)
     for name in matchers:
         key = f"{name}|{grouped}|{list(batch_sizes)}|{n_batches}|{seed}"
         if evidence_cache is not None and key in evidence_cache:
@@ -403,22 +427,7 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                 evidence_cache[key] = evidence
         for size in batch_sizes:
             ev = evidence[size]
-            nested = {}  # per held-out dataset: k and weighting chosen on the other datasets only
-            grid, table = regret_table(problem, ev, grouped)
-            for target in range(len(datasets)):
-                others = [t for t in range(len(datasets)) if t not in problem.hidden(target, grouped)]
-                nested[target] = choose_from_table(grid, table, ev, others)[0]
-                chosen.setdefault(f"{name}@{size}", {})[datasets[target]] = nested[target].to_dict()
-            for policy in policies:
-                if policy == "single_best":
-                    continue  # a baseline: it does not look at the matcher
-                result = methods.setdefault(f"{policy}/{name}@{size}", MethodResult())
-                for target in range(len(datasets)):
-                    hidden = problem.hidden(target, grouped)
-                    rows, cols = problem.rows(hidden), problem.columns(hidden)
-                    nb = nested[target] if policy in ("neighbors", "reduced") else flat
-                    result.record(problem, target, rows, policy_picks(problem, policy, nb, target, rows, cols,
-                                                                       ev.rankings[target]))
+            _policy_methods(methods, chosen, problem, ev, f"{name}@{size}", policies, grouped, K_GRID)
             if novelty_threshold is not None and "neighbors" in policies:
                 _fallback_method(methods, problem, ev, name, size, grouped, novelty_threshold, chosen)
         novelty[name] = novelty_report(problem, evidence, grouped)
@@ -428,6 +437,30 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                 "novelty_threshold": novelty_threshold, "neighbor_params": chosen}
     return RecommenderEval(datasets=datasets, methods=methods, settings=settings, novelty=novelty,
                            groups={d: str((groups or {}).get(d, d)) for d in datasets})
+
+
+def _policy_methods(methods: dict[str, MethodResult], chosen: dict[str, dict[str, Any]], problem: Problem,
+                    ev: Evidence, label: str, policies: Sequence[str], grouped: bool, k_grid: Sequence[int]) -> None:
+    """Record ``policy/label`` for every policy but single_best, from one evidence source; the neighbour
+    parameters of each held-out dataset are chosen on the other datasets only (nested) and kept in ``chosen``."""
+    datasets = problem.datasets
+    flat = NeighborParams(k=1, weighting="uniform")
+    nested = {}
+    grid, table = regret_table(problem, ev, grouped, k_grid)
+    for target in range(len(datasets)):
+        others = [t for t in range(len(datasets)) if t not in problem.hidden(target, grouped)]
+        nested[target] = choose_from_table(grid, table, ev, others)[0]
+        chosen.setdefault(label, {})[datasets[target]] = nested[target].to_dict()
+    for policy in policies:
+        if policy == "single_best":
+            continue  # a baseline: it does not look at the evidence
+        result = methods.setdefault(f"{policy}/{label}", MethodResult())
+        for target in range(len(datasets)):
+            hidden = problem.hidden(target, grouped)
+            rows, cols = problem.rows(hidden), problem.columns(hidden)
+            nb = nested[target] if policy in ("neighbors", "reduced") else flat
+            result.record(problem, target, rows, policy_picks(problem, policy, nb, target, rows, cols,
+                                                               ev.rankings[target]))
 
 
 def reference_distances(evidence: Evidence, exclude: set[int]) -> list[float]:
@@ -492,6 +525,7 @@ def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-__all__ = ["BASELINES", "DEFAULT_POLICIES", "POLICIES", "THRESHOLD_GRID", "Evidence", "MethodResult", "Problem",
-           "RecommenderEval", "choose_from_table", "choose_params", "collect_evidence", "evaluate_recommender",
-           "mean_policy_regret", "meta_features", "novelty_auroc", "plot_regret", "regret_table"]
+__all__ = ["BASELINES", "DEFAULT_POLICIES", "META_K_GRID", "POLICIES", "THRESHOLD_GRID", "Evidence", "MethodResult",
+           "Problem", "RecommenderEval", "choose_from_table", "choose_params", "collect_evidence",
+           "evaluate_recommender", "mean_policy_regret", "meta_features", "metafeature_evidence", "novelty_auroc",
+           "plot_regret", "regret_table"]

@@ -73,8 +73,9 @@ def test_eval_recommender_json_contract_from_a_collection_then_from_the_cache(wo
                                                                              capsys: pytest.CaptureFixture[str]):
     first = run_json(capsys, recommender_argv(world, tmp_path / "a", "--collection", str(world["data"])))
     methods = first["methods"]
-    assert set(methods) == {*BASELINES, *(f"{p}/{m}@{b}" for p in ("incumbent", "neighbors", "reduced")
-                                          for m in ("kmeans", "mlp") for b in (4, 8))}
+    policies = ("incumbent", "neighbors", "reduced")
+    assert set(methods) == {*BASELINES, *(f"{p}/metafeatures" for p in policies),
+                            *(f"{p}/{m}@{b}" for p in policies for m in ("kmeans", "mlp") for b in (4, 8))}
     assert first["grouped"] is False and first["settings"]["policies"] == list(evaluation.DEFAULT_POLICIES)
     for method in methods.values():
         assert {"mean_regret", "beats_single_best", "per_dataset"} <= set(method)
@@ -94,7 +95,8 @@ def test_eval_recommender_json_contract_from_a_collection_then_from_the_cache(wo
     assert second["methods"] == methods
     # policies and time budgets are chosen on the command line; an unknown policy fails before any work
     third = run_json(capsys, recommender_argv(world, tmp_path / "c", "--policies", "incumbent,single_best"))
-    assert set(third["methods"]) == {*BASELINES, *(f"incumbent/{m}@{b}" for m in ("kmeans", "mlp") for b in (4, 8))}
+    assert set(third["methods"]) == {*BASELINES, "incumbent/metafeatures",
+                                     *(f"incumbent/{m}@{b}" for m in ("kmeans", "mlp") for b in (4, 8))}
     assert "policy" in fails(capsys, recommender_argv(world, tmp_path / "d", "--policies", "nearest"))
     # by default: the portfolio's own recommending matcher (else all it ships), one dataset held out at a time
     # when there are no groups
@@ -141,7 +143,8 @@ def test_eval_recommender_baselines_on_the_shipped_portfolio(tmp_path: Path, cap
                                                              monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv(PORTFOLIO_DIR_ENV, raising=False)
     payload = run_json(capsys, ["eval", "recommender", "--matchers", "", "--out-dir", str(tmp_path), "--json"])
-    assert set(payload["methods"]) == set(BASELINES)
+    meta = {f"{p}/metafeatures" for p in ("incumbent", "neighbors", "reduced")}
+    assert set(payload["methods"]) == {*BASELINES, *meta}
     assert len(payload["datasets"]) >= 3 and payload["portfolio_version"].startswith("demo-")
     # the shipped portfolio's datasets are derivatives of sources: they are held out a group at a time by default
     assert payload["grouped"] is True and len(set(payload["groups"].values())) < len(payload["datasets"])

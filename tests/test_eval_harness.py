@@ -11,12 +11,14 @@ from metafeatures.errors import ConfigError, UnknownMatcherError
 from portfolio.candidates import Candidate
 from portfolio.evaluation import (
     BASELINES,
+    META_K_GRID,
     MethodResult,
     Problem,
     collect_evidence,
     evaluate_recommender,
     knn_column,
     meta_features,
+    metafeature_evidence,
     plot_regret,
 )
 from portfolio.performance import PerformanceData
@@ -100,9 +102,14 @@ def test_expected_score_weights_the_picks_and_counts_a_failure_as_minus_one():
     assert result.scores["A"] == -1.0
 
 
+def meta_methods(policies: tuple[str, ...] = ("incumbent", "neighbors", "reduced")) -> list[str]:
+    """The methods the meta-feature neighbours add for ``policies`` (single_best is a baseline already)."""
+    return [f"{p}/metafeatures" for p in policies]
+
+
 def test_baselines_on_the_hand_made_matrix():
     result = evaluate_recommender(DATA, SUMMARIES, matchers=())
-    assert list(result.methods) == list(BASELINES)
+    assert list(result.methods) == [*BASELINES, *meta_methods()]
     for t in NAMES:
         assert result.methods["oracle"].picks[t] == {ORACLE[t]: 1.0}
         assert result.methods["oracle"].regrets[t] == 0.0
@@ -120,7 +127,7 @@ def test_baselines_on_the_hand_made_matrix():
 
 def test_json_shape_of_the_result():
     payload = evaluate_recommender(DATA, SUMMARIES, matchers=()).to_json()
-    assert set(payload["methods"]) == set(BASELINES)
+    assert set(payload["methods"]) == {*BASELINES, *meta_methods()}
     for method in payload["methods"].values():
         assert {"mean_regret", "beats_single_best", "per_dataset"} <= set(method)
         assert set(method["per_dataset"]) == set(NAMES)
@@ -141,6 +148,29 @@ def test_knn_standardises_so_a_large_scale_feature_does_not_dominate():
     assert knn_column(features, ["x", "p", "q"], 0, [1, 2]) == 2
 
 
+def test_metafeature_evidence_ranks_known_columns_by_standardised_distance_and_hides_the_group():
+    evidence = metafeature_evidence(PROBLEM, {d: meta_features(SUMMARIES[d]) for d in NAMES}, grouped=False)
+    for target, partner in enumerate([2, 3, 0, 1]):  # A<->C, B<->D
+        (ranking,) = evidence.rankings[target]  # one ranking: it does not depend on a batch of images
+        assert ranking[0][0] == partner and len(ranking) == 3 and target not in {c for c, _ in ranking}
+        scores = [s for _, s in ranking]
+        assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+        assert evidence.nearest[target] == [pytest.approx(1 / scores[0] - 1)]
+    # grouped: the partner is a sibling, so it is hidden with the held-out dataset
+    grouped = Problem.build(DATA, groups={"A": "g1", "C": "g1", "B": "B", "D": "D"})
+    evidence = metafeature_evidence(grouped, {d: meta_features(SUMMARIES[d]) for d in NAMES}, grouped=True)
+    assert {c for c, _ in evidence.rankings[0][0]} == {1, 3}
+    # wide neighbourhoods are offered to it (four coarse numbers tie many datasets), capped at the known count
+    assert max(META_K_GRID) > 8
+
+
+def test_meta_feature_neighbours_choose_k_nested_and_report_it():
+    result = evaluate_recommender(DATA, SUMMARIES, matchers=(), policies=["neighbors"])
+    chosen = result.settings["neighbor_params"]["metafeatures"]
+    assert set(chosen) == set(NAMES) and all(1 <= c["k"] <= 3 for c in chosen.values())
+    assert set(result.methods["neighbors/metafeatures"].regrets) == set(NAMES)
+
+
 @pytest.mark.parametrize("name", ["kmeans", "mlp", "moments"])
 def test_matcher_lodo_picks_the_nearest_other_dataset(name: str):
     fps = fingerprints({"A": "B", "C": "D"})
@@ -156,7 +186,9 @@ def test_matcher_methods_and_their_regrets():
     result = evaluate_recommender(DATA, SUMMARIES, fps, matchers=("kmeans", "mlp"), params=SMALL,
                                   batch_sizes=(8, 64), n_batches=4, seed=1, policies=["incumbent"])
     methods = ["incumbent/kmeans@8", "incumbent/kmeans@64", "incumbent/mlp@8", "incumbent/mlp@64"]
-    assert list(result.methods) == [*BASELINES, *methods]
+    assert list(result.methods) == [*BASELINES, *meta_methods(("incumbent",)), *methods]
+    # the meta-feature partners' own incumbents: A gets C's .4, B gets D's .6, C gets A's .6, D gets B's .4
+    assert result.methods["incumbent/metafeatures"].regrets == pytest.approx(KNN_REGRET)
     expected = {"A": 0.0, "B": 1.0, "C": 1 / 3, "D": 0.0}  # A gets B's .5, B gets A's .2, C gets D's .5, D gets C's .8
     for method in methods:
         assert result.methods[method].regrets == pytest.approx(expected)
