@@ -12,6 +12,7 @@ epochs of finished evaluations in finishing order; "best" counts only evaluation
 
     .venv/bin/python bench/bench_bohb_vs_rs.py --quick    # tiny run, proves the script works
     .venv/bin/python bench/bench_bohb_vs_rs.py            # full (see FULL below)
+    .venv/bin/python bench/bench_bohb_vs_rs.py --report   # the table of what is stored so far, nothing run
 
 Resumable: each finished (dataset, seed) pair is written to ``--out`` (one JSON file with both arms' curves)
 and skipped when the script is run again with the same settings, so the ~3 h full run can be spread over
@@ -113,6 +114,7 @@ def main() -> None:
     ap.add_argument("--max-budget", type=float, default=9)
     ap.add_argument("--input-size", type=int, default=64, help="fixed input resolution (keeps CPU cost bounded)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--report", action="store_true", help="print the table of the stored pairs only; run nothing")
     ap.add_argument("--out", type=Path, default=RESULTS,
                     help="folder of finished (dataset, seed) pairs: stored pairs are not rerun (--quick: none)")
     a = ap.parse_args()
@@ -132,6 +134,8 @@ def main() -> None:
                     curves = stored["curves"]
                     print(f"{stored['dataset']} seed {seed}: stored in {a.out}", flush=True)
                     rows.append(row(stored["dataset"], seed, curves, a.max_budget))
+                    continue
+                if a.report:
                     continue
                 d = derived_datasets(Path(tmp) / f"{source}-{seed}", [source], a.max_images)[0]
                 kwargs = {"dataset": str(d), "budget_kind": "epochs", "score": "final_nauc",
