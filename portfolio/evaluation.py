@@ -13,7 +13,6 @@ Normalized regret on ``t`` is ``(best - score) / (best - worst)`` over the candi
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from metafeatures.evaluation import draw_batches
 from metafeatures.matchers import get_matcher
 from metafeatures.matchers.registry import matcher_class
 from portfolio.candidates import Candidate
+from portfolio.metaneighbors import meta_features, metafeature_ranking
 from portfolio.performance import PerformanceData
 from portfolio.policies import K_GRID, POLICIES, WEIGHTINGS, NeighborParams, check_policy, rank_candidates
 
@@ -120,21 +120,9 @@ class Problem:
 # ------------------------------------------------------------------------------------------ evidence
 
 
-def meta_features(summary: Mapping[str, Any]) -> np.ndarray:
-    """Simple meta-features of a DatasetSummary (ZAP / auto-sklearn 1 style): log classes, log images,
-    log mean resolution (geometric mean of height and width) and channels."""
-    resolution = math.sqrt(float(summary["mean_height"]) * float(summary["mean_width"]))
-    return np.array([math.log(float(summary["n_classes"])), math.log(float(summary["n_items"])),
-                     math.log(max(resolution, 1.0)), float(summary["channels"])])
-
-
 def knn_column(features: Mapping[str, np.ndarray], datasets: Sequence[str], target: int, cols: Sequence[int]) -> int:
     """The known column nearest to ``target`` in meta-features standardised over the known columns."""
-    train = np.stack([features[datasets[j]] for j in cols])
-    std = train.std(axis=0)  # centring would not change distances, so only the scale matters
-    std[std < 1e-12] = 1.0  # a constant feature carries no information: leave it unscaled
-    distances = np.linalg.norm((train - features[datasets[target]]) / std, axis=1)
-    return list(cols)[int(np.argmin(distances))]
+    return metafeature_ranking({j: features[datasets[j]] for j in cols}, features[datasets[target]])[0][0]
 
 
 @dataclass
@@ -151,18 +139,15 @@ META_K_GRID: tuple[int, ...] = (*K_GRID, 13, 21)
 
 def metafeature_evidence(problem: Problem, features: Mapping[str, np.ndarray], grouped: bool) -> Evidence:
     """Meta-features as a matcher: per held-out column, the known columns ranked by standardised meta-feature
-    distance, scored 1 / (1 + distance). One ranking per column (it does not depend on a batch of images)."""
+    distance (:func:`portfolio.metaneighbors.metafeature_ranking`, as the recommender ranks them). One ranking
+    per column (it does not depend on a batch of images)."""
     names = list(problem.datasets)
     out = Evidence()
     for target, name in enumerate(names):
         cols = problem.columns(problem.hidden(target, grouped))
-        train = np.stack([features[names[j]] for j in cols])
-        std = train.std(axis=0)
-        std[std < 1e-12] = 1.0
-        distances = np.linalg.norm((train - features[name]) / std, axis=1)
-        order = np.argsort(distances, kind="stable")
-        out.rankings[target] = [[(cols[i], 1.0 / (1.0 + float(distances[i]))) for i in order]]
-        out.nearest[target] = [float(distances[order[0]])]
+        ranking = metafeature_ranking({j: features[names[j]] for j in cols}, features[name])
+        out.rankings[target] = [[(j, score) for j, score, _ in ranking]]
+        out.nearest[target] = [ranking[0][2]]
     return out
 
 
