@@ -311,11 +311,11 @@ def param_grid(n_known: int, k_grid: Sequence[int] = K_GRID) -> list[NeighborPar
     return [NeighborParams(k=k, weighting=w) for w in WEIGHTINGS for k in ks]
 
 
-def choose_params(problem: Problem, evidence: Evidence, grouped: bool,
-                  targets: Sequence[int] | None = None) -> tuple[NeighborParams, float]:
+def choose_params(problem: Problem, evidence: Evidence, grouped: bool, targets: Sequence[int] | None = None,
+                  k_grid: Sequence[int] = K_GRID) -> tuple[NeighborParams, float]:
     """The (k, weighting) with the least mean regret of the neighbors policy over ``targets`` (default: every
     column; ties: grid order)."""
-    grid, table = regret_table(problem, evidence, grouped)
+    grid, table = regret_table(problem, evidence, grouped, k_grid)
     return choose_from_table(grid, table, evidence, sorted(evidence.rankings) if targets is None else targets)
 
 
@@ -424,6 +424,20 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                            groups={d: str((groups or {}).get(d, d)) for d in datasets})
 
 
+def metafeature_params(data: PerformanceData, summaries: Mapping[str, Mapping[str, Any]],
+                       candidates: Sequence[Candidate] | None = None, groups: Mapping[str, str] | None = None,
+                       ) -> tuple[NeighborParams, float, bool]:
+    """The meta-feature neighbours' (k, weighting) for a portfolio, chosen as the evaluation chooses it: least
+    mean leave-one-out regret over every known dataset, groups held out whole when datasets share a source.
+    Returns (params, that regret, grouped)."""
+    problem = Problem.build(data, candidates, (), groups)
+    names = problem.datasets
+    grouped = len({(groups or {}).get(d, d) for d in names}) < len(names)
+    evidence = metafeature_evidence(problem, {d: meta_features(summaries[d]) for d in names}, grouped)
+    params, regret = choose_params(problem, evidence, grouped, k_grid=META_K_GRID)
+    return params, regret, grouped
+
+
 def _policy_methods(methods: dict[str, MethodResult], chosen: dict[str, dict[str, Any]], problem: Problem,
                     ev: Evidence, label: str, policies: Sequence[str], grouped: bool, k_grid: Sequence[int]) -> None:
     """Record ``policy/label`` for every policy but single_best, from one evidence source; the neighbour
@@ -512,5 +526,5 @@ def plot_regret(result: RecommenderEval, path: Path, title: str = "") -> Path:
 
 __all__ = ["BASELINES", "DEFAULT_POLICIES", "META_K_GRID", "POLICIES", "THRESHOLD_GRID", "Evidence", "MethodResult",
            "Problem", "RecommenderEval", "choose_from_table", "choose_params", "collect_evidence",
-           "evaluate_recommender", "mean_policy_regret", "meta_features", "metafeature_evidence", "novelty_auroc",
-           "plot_regret", "regret_table"]
+           "evaluate_recommender", "mean_policy_regret", "meta_features", "metafeature_evidence",
+           "metafeature_params", "novelty_auroc", "plot_regret", "regret_table"]

@@ -7,11 +7,18 @@ user's time budget, from the stored learning curves), after dropping candidates 
 limits (parameters, FLOPs, latency). When the batch looks like nothing known (novelty above the
 portfolio's threshold) the robust choice, the single best candidate, is served instead and the answer
 says so. :func:`recommend_dataset` adds the fingerprinting in front: load → fingerprint → recommend.
+
+``evidence="metafeatures"`` ranks the known datasets by the dataset's meta-features (classes, images,
+resolution, channels; :mod:`portfolio.metaneighbors`) instead of by its fingerprints — the best predictor
+measured on the shipped portfolio at T = 1200 s (docs/evaluation.md). It needs the dataset's summary, so it
+works for dataset folders and registered datasets, not for a bare batch of images; novelty is still measured
+on the fingerprints.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -20,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from metafeatures.errors import ConfigError, MetarecError
 from portfolio.artifact import LoadedPortfolio
 from portfolio.candidates import Candidate, Cost
-from portfolio.policies import POLICIES, check_policy, rank_candidates
+from portfolio.metaneighbors import meta_features, metafeature_ranking
+from portfolio.policies import POLICIES, NeighborParams, check_policy, rank_candidates
 
 if TYPE_CHECKING:
     from metafeatures.datasets import Dataset
@@ -29,6 +37,9 @@ if TYPE_CHECKING:
 #: the longest time budget a request may ask for (a week): anything longer is a mistake, not a plan
 MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
 PolicyName = Literal["incumbent", "neighbors", "single_best", "reduced"]
+EvidenceName = Literal["fingerprints", "metafeatures"]
+EVIDENCE_HELP = ("what ranks the known datasets: 'fingerprints' (the matcher, from images) or 'metafeatures' "
+                 "(classes, images, resolution, channels: needs the dataset's summary, so not for an uploaded batch)")
 
 
 class NoCandidateError(MetarecError):
@@ -52,6 +63,7 @@ class SelectionRequest(BaseModel):
     max_latency_ms: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
     top_k: Annotated[int, Field(ge=1, le=100)] = 5
     reduced: bool = Field(default=False, description="legacy switch: the same as policy=reduced")
+    evidence: EvidenceName = Field(default="fingerprints", description=EVIDENCE_HELP)
 
     def limits(self) -> dict[str, float]:
         """The limits that are set, by name."""
@@ -59,7 +71,8 @@ class SelectionRequest(BaseModel):
 
 
 class Neighbor(BaseModel):
-    """A known dataset, the matcher's score for it (scores sum to 1) and the absolute distance to it."""
+    """A known dataset, the evidence's score for it and the distance to it (in fingerprint space for the
+    matcher, in standardised meta-features for ``evidence="metafeatures"``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -103,6 +116,9 @@ class Recommendation(BaseModel):
     incumbent_of: str
     portfolio_version: str
     matcher: str
+    evidence: EvidenceName = Field(default="fingerprints", description="what ranked the known datasets "
+                                                                        "(neighbors); novelty is always "
+                                                                        "measured on the fingerprints")
     fingerprint_spec: dict[str, Any]
     restricted_to_reduced: bool
     policy: str
@@ -138,6 +154,36 @@ class Recommender:
         self.portfolio = loaded_portfolio
         self.matcher_name = matcher
         self.matcher = loaded_portfolio.matchers[matcher]
+        self._meta_params: NeighborParams | None = None
+
+    def metafeature_params(self) -> NeighborParams:
+        """The meta-feature neighbours' k and weighting: the portfolio's calibration if it has one, else chosen
+        once (and kept) by the evaluation's leave-one-(group-)out on the portfolio's own matrix."""
+        calibrated = self.portfolio.selection.neighbors.get("metafeatures")
+        if calibrated is not None:
+            return calibrated
+        if self._meta_params is None:
+            from portfolio.evaluation import MIN_DATASETS, metafeature_params
+
+            p = self.portfolio
+            if len(p.matrix.datasets) < MIN_DATASETS:
+                self._meta_params = NeighborParams()
+            else:
+                entries = p.portfolio.entries
+                self._meta_params = metafeature_params(
+                    p.performance, {e.dataset: e.summary for e in entries}, p.candidates,
+                    {e.dataset: str(e.summary.get("group") or e.dataset) for e in entries})[0]
+        return self._meta_params
+
+    def metafeature_ranking(self, summary: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+        """Known datasets ranked by meta-feature distance to ``summary``: (name, score, distance)."""
+        try:
+            target = meta_features(summary)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("summary", type(summary).__name__,
+                              f"needs n_classes, n_items, mean_height, mean_width and channels ({exc})") from None
+        known = {e.dataset: meta_features(e.summary) for e in self.portfolio.portfolio.entries}
+        return metafeature_ranking(known, target)
 
     @property
     def feature_dim(self) -> int:
@@ -186,8 +232,9 @@ class Recommender:
                                f"{cheapest.latency_ms} ms per image on {cheapest.device}", info)
 
     def recommend(self, features: np.ndarray, request: SelectionRequest | None = None,
-                  **fields: Any) -> Recommendation:
-        """Rank the candidates for the batch under ``request`` (or the same fields as keywords)."""
+                  summary: Mapping[str, Any] | None = None, **fields: Any) -> Recommendation:
+        """Rank the candidates for the batch under ``request`` (or the same fields as keywords); ``summary``
+        (the dataset's DatasetSummary as a dict) is needed for ``evidence="metafeatures"``."""
         if request is None:
             request = parse_request(fields)
         elif fields:
@@ -200,6 +247,17 @@ class Recommender:
         distances = dict(zip([str(c) for c in self.matcher.classes_], self.matcher.distance(batch).tolist(),
                              strict=True))
         nearest = float(min(distances.values()))
+        params = settings.params_for(self.matcher_name, len(matrix.datasets))
+        if request.evidence == "metafeatures":
+            if summary is None:
+                raise ConfigError("evidence", "metafeatures", "needs the dataset's summary (classes, images, "
+                                  "resolution, channels): recommend for a dataset folder or a registered dataset; "
+                                  "an uploaded batch of images has none")
+            meta = self.metafeature_ranking(summary)
+            ranking = [(name, score) for name, score, _ in meta]
+            distances = {name: distance for name, _, distance in meta}
+            mp = self.metafeature_params()
+            params = NeighborParams(k=max(1, min(mp.k, len(matrix.datasets))), weighting=mp.weighting)
         novelty = settings.novelty.novelty(nearest, len(batch)) if settings.novelty is not None else None
         policy = check_policy(request.policy or ("reduced" if request.reduced else settings.default_policy))
         try:
@@ -212,7 +270,6 @@ class Recommender:
         incumbents = {matrix.dataset_index(c.dataset): i for i, c in enumerate(p.candidates)
                       if c.source == "incumbent" and c.dataset in matrix.datasets}
         reduced = [matrix.config_index(m) for m in p.portfolio.reduced_portfolio]
-        params = settings.params_for(self.matcher_name, len(columns))
         fallback = Fallback(used=False)
         used = policy
         if novelty is not None and settings.novelty is not None and settings.novelty.is_novel(novelty) \
@@ -249,6 +306,7 @@ class Recommender:
         return Recommendation(
             configuration=top.configuration, neighbors=neighbors, best_match=ranking[0][0],
             incumbent_of=top.dataset or top.id, portfolio_version=p.version, matcher=self.matcher_name,
+            evidence=request.evidence,
             fingerprint_spec=p.fingerprint_spec.to_dict(), restricted_to_reduced=policy == "reduced",
             policy=policy, time_budget_s=float(budget), time_budget_requested=request.time_budget_s is not None,
             candidates=out,
@@ -260,19 +318,24 @@ class Recommender:
 def recommend_dataset(recommender: Recommender, fingerprinter: Fingerprinter, dataset: Dataset,
                       request: SelectionRequest, *, n_samples: int = 64, seed: int = 0, use_cache: bool = True,
                       progress: bool = False, content_hash: str | None = None,
-                      embed: Any = None) -> tuple[Recommendation, int]:
+                      embed: Any = None, summary: Mapping[str, Any] | None = None) -> tuple[Recommendation, int]:
     """Fingerprint ``dataset`` under the portfolio's spec and recommend: (recommendation, n_fingerprints).
 
     The REST route passes its batcher's ``embed`` (one inference thread for all requests); the CLI, the
-    Python API and the evaluation harness use the fingerprinter's own forward pass.
+    Python API and the evaluation harness use the fingerprinter's own forward pass. ``summary`` (the service
+    keeps one per registered dataset) saves summarising the dataset again for ``evidence="metafeatures"``.
     """
     from metafeatures.summary import content_hash as hash_of
 
     fp = fingerprinter.fingerprint(dataset, content_hash or hash_of(dataset), n_samples=n_samples, seed=seed,
                                    use_cache=use_cache, progress=progress,
                                    **({"embed": embed} if embed is not None else {}))
-    return recommender.recommend(fp.features, request), len(fp.features)
+    if request.evidence == "metafeatures" and summary is None:
+        from metafeatures.summary import summarize
+
+        summary = summarize(dataset).model_dump(mode="json")
+    return recommender.recommend(fp.features, request, summary), len(fp.features)
 
 
-__all__ = ["POLICIES", "Fallback", "Neighbor", "NoCandidateError", "RankedCandidate", "Recommendation",
-           "Recommender", "SelectionRequest", "parse_request", "recommend_dataset"]
+__all__ = ["EVIDENCE_HELP", "POLICIES", "EvidenceName", "Fallback", "Neighbor", "NoCandidateError", "RankedCandidate",
+           "Recommendation", "Recommender", "SelectionRequest", "parse_request", "recommend_dataset"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metafeatures.summary import DatasetSummary
-from portfolio.recommender import MAX_TIME_BUDGET_S, PolicyName, Recommendation
+from portfolio.recommender import EVIDENCE_HELP, MAX_TIME_BUDGET_S, EvidenceName, PolicyName, Recommendation
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobNeeds = Literal["any", "cpu", "cuda"]
@@ -89,6 +89,7 @@ class RecommendationRequest(_In):
                                                      "portfolio's costs were measured on; see candidates[].cost)")
     top_k: int = Field(default=5, ge=1, le=100)
     reduced: bool = Field(default=False, description="legacy: the same as policy=reduced")
+    evidence: EvidenceName = Field(default="fingerprints", description=EVIDENCE_HELP)
 
     def selection(self) -> dict[str, Any]:
         """The fields the selection layer takes (portfolio.recommender.SelectionRequest)."""

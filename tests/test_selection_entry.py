@@ -3,6 +3,7 @@ novelty on a known dataset and on pure noise; bad selection fields are 422s nami
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,44 @@ def test_cli_and_python_refuse_bad_fields(root, capsys):
         metarec.recommend(root / "digits.npz", max_latency_ms="fast")
     with pytest.raises(ConfigError, match="policy"):
         metarec.recommend(root / "digits.npz", policy="bogus")
+
+
+def test_meta_feature_evidence_agrees_everywhere_and_needs_a_summary(server, root, capsys, monkeypatch):
+    monkeypatch.setenv("METAREC_CACHE_DIR", str(root / ".cache-cli"))
+    cli = run_json(capsys, ["recommend", str(root / "digits.npz"), "--evidence", "metafeatures", "--top-k", "3",
+                            "--json", "--quiet"])
+    api = metarec.recommend(root / "digits.npz", evidence="metafeatures", top_k=3).model_dump(mode="json")
+    rest = _rest(server, "digits.npz", evidence="metafeatures", top_k=3)
+    _same(cli, api)
+    _same(cli, rest)
+    plain = metarec.recommend(root / "digits.npz", top_k=3).model_dump(mode="json")
+    assert cli["evidence"] == "metafeatures" and plain["evidence"] == "fingerprints"
+    # the neighbours are ranked by meta-feature distance (standardised), the nearest first, scores 1/(1+d)
+    distances = [n["distance"] for n in cli["neighbors"]]
+    assert distances == sorted(distances) and cli["neighbors"][0]["score"] == pytest.approx(1 / (1 + distances[0]),
+                                                                                             abs=1e-5)
+    assert [n["dataset"] for n in cli["neighbors"]] != [n["dataset"] for n in plain["neighbors"]]
+    assert cli["novelty"] == pytest.approx(plain["novelty"])  # novelty stays the fingerprints' measure
+    # an uploaded batch of images has no summary: a clear 422, not a guess
+    buf = BytesIO()
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(buf, format="PNG")
+    with server.client() as c:
+        r = c.post("/v1/recommendations", data={"evidence": "metafeatures"},
+                   files=[("images", ("a.png", buf.getvalue(), "image/png"))])
+        assert r.status_code == 422 and "summary" in r.json()["error"]["message"], r.text
+        r = c.post("/v1/recommendations", json={"dataset_id": "x", "evidence": "bogus"})
+        assert r.status_code == 422 and "evidence" in r.text
+    recommender = metarec_recommender()
+    with pytest.raises(ConfigError, match="summary"):
+        recommender.recommend(np.zeros((4, recommender.feature_dim)), evidence="metafeatures")
+    with pytest.raises(ConfigError, match="n_classes"):
+        recommender.recommend(np.zeros((4, recommender.feature_dim)), evidence="metafeatures", summary={"x": 1})
+
+
+def metarec_recommender():
+    """A Recommender on the shipped portfolio (its mlp matcher)."""
+    from portfolio import Recommender
+    from portfolio.artifact import load_portfolio
+    from portfolio.defaults import default_portfolio_dir
+
+    return Recommender(load_portfolio(default_portfolio_dir()))

@@ -107,6 +107,9 @@ def register_recommend(sub: argparse._SubParsersAction) -> None:
                    help="selection policy (default: the portfolio's calibrated one)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="rank candidates by ALC at this T (default: the portfolio's own T)")
+    p.add_argument("--evidence", choices=("fingerprints", "metafeatures"), default="fingerprints",
+                   help="what ranks the known datasets: the matcher on the fingerprints, or the dataset's "
+                        "meta-features (classes, images, resolution, channels; docs/evaluation.md)")
     p.add_argument("--max-params", type=int, default=None, help="drop candidates with more parameters")
     p.add_argument("--max-flops", type=int, default=None, help="drop candidates with more FLOPs per image")
     p.add_argument("--max-latency-ms", type=float, default=None,
@@ -262,7 +265,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise _config_error("n_samples", args.n_samples, "must be >= 1")
     request = parse_request({"policy": args.policy, "time_budget_s": args.time_budget, "top_k": args.top_k,
                              "max_params": args.max_params, "max_flops": args.max_flops,
-                             "max_latency_ms": args.max_latency_ms, "reduced": args.reduced})
+                             "max_latency_ms": args.max_latency_ms, "reduced": args.reduced,
+                             "evidence": args.evidence})
     loaded = open_portfolio(args.portfolio, how_to_pass="pass --portfolio DIR")
     recommender = Recommender(loaded, args.matcher)  # unknown matcher: ConfigError listing the available ones
     ds = open_dataset(args.dataset)
@@ -290,7 +294,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def print_recommendation(name: str, rec: Any) -> None:
     """The recommendation as a few lines and two tables (candidates, neighbours)."""
     novelty = "uncalibrated" if rec.novelty is None else f"{rec.novelty:.2f}"
-    print(f"{name}: most like {rec.best_match!r} ({rec.neighbors[0].score:.3f}) by matcher {rec.matcher} of "
+    by = "meta-features" if rec.evidence == "metafeatures" else f"matcher {rec.matcher}"
+    print(f"{name}: most like {rec.best_match!r} ({rec.neighbors[0].score:.3f}) by {by} of "
           f"portfolio {rec.portfolio_version}; novelty {novelty}")
     if rec.fallback.used:
         print(f"fallback: {rec.fallback.reason}")

@@ -41,8 +41,11 @@ _DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
         "time_budget_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIME_BUDGET_S},
         "max_params": {"type": "integer", "minimum": 1}, "max_flops": {"type": "integer", "minimum": 1},
         "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
-        "reduced": {"type": "boolean"}}}}}}}
-_FORM_FIELDS = ("matcher", "top_k", "reduced", "policy", "time_budget_s", "max_params", "max_flops", "max_latency_ms")
+        "reduced": {"type": "boolean"},
+        "evidence": {"type": "string", "enum": ["fingerprints"],
+                     "description": "an uploaded batch has no summary, so only its fingerprints can rank"}}}}}}}
+_FORM_FIELDS = ("matcher", "top_k", "reduced", "policy", "time_budget_s", "max_params", "max_flops", "max_latency_ms",
+                "evidence")
 
 
 def _recommend_dataset(served: Served, recommender: Recommender, row: DatasetRow, request: SelectionRequest,
@@ -52,7 +55,7 @@ def _recommend_dataset(served: Served, recommender: Recommender, row: DatasetRow
 
     ds = open_dataset(row.path, name=row.name)
     return recommend_dataset(recommender, served.batcher.fingerprinter, ds, request, n_samples=n_samples, seed=0,
-                             content_hash=row.content_hash, embed=served.batcher.embed)
+                             content_hash=row.content_hash, embed=served.batcher.embed, summary=row.summary)
 
 
 def _decode_upload(item: tuple[str, bytes], size: tuple[int, int]) -> np.ndarray:
