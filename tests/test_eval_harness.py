@@ -223,3 +223,13 @@ def test_plot_regret_writes_a_png(tmp_path):
     result = evaluate_recommender(DATA, SUMMARIES, matchers=())
     path = plot_regret(result, tmp_path / "sub" / "regret.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metafeature_params_are_the_nested_choice_over_the_wide_grid():
+    from portfolio.evaluation import choose_params, metafeature_params
+
+    params, regret, grouped = metafeature_params(DATA, SUMMARIES)
+    evidence = metafeature_evidence(PROBLEM, {d: meta_features(SUMMARIES[d]) for d in NAMES}, grouped=False)
+    assert not grouped and (params, regret) == choose_params(PROBLEM, evidence, False, k_grid=META_K_GRID)
+    # with groups that share a source, siblings are held out together
+    assert metafeature_params(DATA, SUMMARIES, groups={"A": "g", "C": "g", "B": "B", "D": "D"})[2] is True
