@@ -478,7 +478,7 @@ def assemble(entries: list[PortfolioEntry], datasets: dict[str, Dataset], opts: 
                               config_space=_space(opts, datasets), matcher_names=opts.matchers, candidates=pool,
                               performance=data).reduced_portfolio
     selection = calibrate(data, pool, {n: f.features for n, f in fps.items()}, matchers, reduced, groups=groups,
-                          seed=opts.scenario.seed)
+                          seed=opts.scenario.seed, summaries={e.dataset: e.summary for e in entries})
     portfolio = build_portfolio(entries=entries, matrix=data.matrix, fingerprint_spec=fpr.spec,
                                 config_space=_space(opts, datasets), matcher_names=opts.matchers,
                                 scenario=opts.scenario.to_dict(), candidates=pool, performance=data,

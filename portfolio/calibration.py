@@ -28,6 +28,7 @@ from portfolio.evaluation import (
     choose_params,
     collect_evidence,
     mean_policy_regret,
+    metafeature_params,
     novelty_auroc,
     novelty_of,
     reference_distances,
@@ -63,8 +64,11 @@ def _fallback_regret(problem: Problem, ev: Evidence, params: NeighborParams, gro
 def calibrate(data: PerformanceData, candidates: Sequence[Candidate], fingerprints: Mapping[str, np.ndarray],
               matchers: Mapping[str, Any], reduced: Sequence[str], groups: Mapping[str, str] | None = None,
               seed: int = 0, batch_size: int = SERVING_BATCH, n_batches: int = CALIBRATION_BATCHES,
-              default_matcher: str = "mlp") -> SelectionSettings:
-    """Selection settings chosen by leave-one-(group-)out on the portfolio's own datasets (module docstring)."""
+              default_matcher: str = "mlp", summaries: Mapping[str, Mapping[str, Any]] | None = None,
+              ) -> SelectionSettings:
+    """Selection settings chosen by leave-one-(group-)out on the portfolio's own datasets (module docstring).
+    With the known datasets' ``summaries``, the meta-feature neighbours' k and weighting are chosen too
+    (``neighbors["metafeatures"]``, what ``evidence="metafeatures"`` serves)."""
     datasets = list(data.matrix.datasets)
     if len(datasets) < MIN_DATASETS:
         return SelectionSettings(reason=f"not calibrated: {len(datasets)} known datasets are too few for "
@@ -85,6 +89,9 @@ def calibrate(data: PerformanceData, candidates: Sequence[Candidate], fingerprin
         for policy in ("incumbent", "single_best", "reduced"):
             p = params if policy == "reduced" else NeighborParams(k=1, weighting="uniform")
             regrets[name][policy] = round(mean_policy_regret(problem, ev[size], policy, p, grouped), 4)
+    meta_regret = None
+    if summaries is not None:
+        neighbors["metafeatures"], meta_regret, _ = metafeature_params(data, summaries, candidates, groups)
     main = default_matcher if default_matcher in matchers else sorted(matchers)[0]
     policy = min(POLICY_PREFERENCE, key=lambda p: (regrets[main][p], POLICY_PREFERENCE.index(p)))
     exclude = _siblings(datasets, groups) if grouped else None
@@ -99,6 +106,8 @@ def calibrate(data: PerformanceData, candidates: Sequence[Candidate], fingerprin
                   "regrets": regrets, "default_matcher": main,
                   "fallback_regret": {str(t): round(r, 4) for t, r in thresholds.items()},
                   "novelty_auroc": _auroc(matchers[main], fingerprints, groups, size, n_batches, seed)}
+    if meta_regret is not None:
+        evaluation["metafeatures_neighbors_regret"] = round(meta_regret, 4)
     return SelectionSettings(default_policy=policy, reason=reason, neighbors=neighbors, novelty=novelty,
                              evaluation=evaluation)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from portfolio.evaluation import (
     collect_evidence,
     evaluate_recommender,
     mean_policy_regret,
+    metafeature_params,
     regret_table,
 )
 from portfolio.novelty import NoveltyCalibration
@@ -190,6 +192,21 @@ def test_recommendation_follows_the_time_budget_and_says_when_it_extrapolates(sa
     assert all(c.cost is not None for c in default.candidates)
 
 
+def test_meta_feature_evidence_uses_the_calibration_when_the_portfolio_has_one(saved):
+    loaded = load_portfolio(saved)
+    rec = Recommender(loaded, "mlp")
+    summary = loaded.portfolio.entries[1].summary  # the hand-made summaries share their meta-features
+    got = rec.recommend(features("x", 8, 1), evidence="metafeatures", summary=summary)
+    assert got.evidence == "metafeatures" and [n.distance for n in got.neighbors] == [0.0] * 3
+    assert [n.dataset for n in got.neighbors] == [e.dataset for e in loaded.portfolio.entries]  # ties: their order
+    chosen = rec.metafeature_params()  # not calibrated in this portfolio: chosen on its own matrix, then kept
+    assert rec.metafeature_params() is chosen
+    pinned = NeighborParams(k=1, weighting="uniform")
+    pinned_loaded = dataclasses.replace(loaded, selection=SelectionSettings(
+        default_policy="neighbors", reason="hand-made", neighbors={"metafeatures": pinned}))
+    assert Recommender(pinned_loaded, "mlp").metafeature_params() == pinned
+
+
 def test_limits_drop_candidates_and_none_left_names_the_cheapest(saved):
     rec = Recommender(load_portfolio(saved), "mlp")
     got = rec.recommend(features("x", 8, 1), time_budget_s=1200, max_latency_ms=10)
@@ -283,6 +300,16 @@ def test_choose_params_and_calibration_on_a_problem_with_a_known_answer():
     assert settings.default_policy == "neighbors" and settings.novelty is not None
     assert settings.evaluation["regrets"]["kmeans"]["neighbors"] == 0.0
     assert "leave-one-dataset-out over 5" in settings.reason
+    assert "metafeatures" not in settings.neighbors  # no summaries given: not calibrated, chosen when served
+    # with the summaries, the meta-feature neighbours are calibrated too and travel with the settings
+    summaries = {n: {"n_classes": 2 + i, "n_items": 40, "mean_height": 8, "mean_width": 8, "channels": 3}
+                 for i, n in enumerate(names)}
+    settings = calibrate(data, cands, fps, matchers, reduced=["ca", "cb"], default_matcher="kmeans", batch_size=16,
+                         n_batches=4, summaries=summaries)
+    meta = metafeature_params(data, summaries, cands)
+    assert settings.neighbors["metafeatures"] == meta[0]
+    assert settings.evaluation["metafeatures_neighbors_regret"] == round(meta[1], 4)
+    assert SelectionSettings.from_dict(settings.to_dict()).neighbors["metafeatures"] == meta[0]
 
 
 def test_grouped_leave_out_never_leaks_a_sibling():
