@@ -72,6 +72,7 @@ def test_update_adds_a_dataset_through_the_store_and_resumes(tmp_path: Path) -> 
                                                                           ("noise", "tinted"), ("tinted", "tinted")],
                                                                          3)]
     assert new.portfolio.datasets == ["fam_a", "noise", "tinted"] and new.version != old.version
+    assert "metafeatures" in new.selection.neighbors  # recalibrated, the meta-feature neighbours included
     assert new.portfolio.provenance["added_datasets"]["fam_a"]["content_hash"] == summary.content_hash
     assert new.portfolio.provenance["updated_from"] == old.version
     col = new.matrix.dataset_index("fam_a")
