@@ -16,12 +16,13 @@ from metarec import __version__
 from service import queue
 from service.context import AppContext
 from service.db import DatasetRow, make_engine, session_factory
-from service.docs import install_docs
+from service.docs import add_body_schemas, install_docs
 from service.errors import install_handlers
 from service.limits import ENVELOPE, BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.portfolio_state import PortfolioState, published_portfolio
 from service.routes import datasets, figures, health, jobs, portfolio, recommendations, web
+from service.schemas import DatasetRegister, RecommendationRequest
 from service.settings import Settings
 from service.uploads import remove_orphans
 
@@ -106,4 +107,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, datasets, recommendations, jobs, portfolio):
         app.include_router(module.router)
     install_docs(app)
+    add_body_schemas(app, (DatasetRegister, RecommendationRequest))
     return app

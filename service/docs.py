@@ -8,10 +8,12 @@ are mounted at ``/docs-assets``; the pages are FastAPI's self-hosted docs recipe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.responses import HTMLResponse
 
 ASSETS_URL = "/docs-assets"
@@ -51,3 +53,24 @@ def install_docs(app: FastAPI) -> None:
         return get_redoc_html(openapi_url=request.scope.get("root_path", "") + openapi_url,
                               title=f"{app.title} - ReDoc", redoc_js_url=f"{base}/redoc.standalone.js",
                               redoc_favicon_url=f"{base}/favicon.png", with_google_fonts=False)
+
+
+def add_body_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Put ``models`` into the OpenAPI document's components. Routes that parse their body themselves (JSON or
+    multipart on one path) name their JSON body by ``$ref`` in ``openapi_extra``; FastAPI only lists the models
+    it validates, so without this the reference dangles (and /docs, clients and the web page see no fields)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in body.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components.setdefault(model.__name__, body)
+            return schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

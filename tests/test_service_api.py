@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,17 @@ def test_every_route_is_in_the_matrix(server):
     documented = {(m.upper(), p) for p, ops in paths.items() for m in ops if p.startswith("/v1/")}
     in_matrix = {(m, p.replace("ds_x", "{dataset_id}").replace("job_x", "{job_id}")) for m, p, _, _ in ROUTES}
     assert documented == in_matrix
+
+
+def test_every_schema_reference_resolves(server):
+    """Routes that parse their own bodies name them by $ref: each must be in the document's components (a
+    dangling one hides the fields from /docs, from generated clients and from the web page's form)."""
+    with server.client(None) as c:
+        doc = c.get("/openapi.json").json()
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(doc)))
+    assert refs and refs <= set(doc["components"]["schemas"]), refs - set(doc["components"]["schemas"])
+    body = doc["components"]["schemas"]["RecommendationRequest"]["properties"]
+    assert body["evidence"]["enum"] == ["fingerprints", "metafeatures"] and "policy" in body
 
 
 @pytest.mark.parametrize("method,path,body,admin_only", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])

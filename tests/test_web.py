@@ -228,6 +228,18 @@ def test_a_recommendation_made_through_the_page_shows_its_neighbours(driver: Any
     assert rows(driver, "#rec-configuration tbody tr") and by_id(driver, "ft-submit").is_enabled()
     if "candidates" in same:  # the selection layer's response (issue 11)
         assert len(rows(driver, "#rec-candidates tbody tr")) == len(same["candidates"])
+    # the evidence choice: neighbours by meta-features, as the API ranks them
+    wait(driver, lambda d: js(d, "return [...document.querySelectorAll('#rec-evidence option')]"
+                                 ".some((o) => o.value === 'metafeatures')"), what="the evidence choice is offered")
+    js(driver, "document.getElementById('rec-evidence').value = 'metafeatures'")
+    by_id(driver, "rec-submit").click()
+    wait(driver, lambda d: d.find_elements("id", "rec-evidence-used")
+         and by_id(d, "rec-evidence-used").text == "metafeatures", what="the meta-feature recommendation is shown")
+    shown = [r.find_elements("css selector", "td")[1].text for r in rows(driver, "#rec-neighbors tbody tr")]
+    with server.client() as c:
+        meta = c.post("/v1/recommendations", json={"dataset_id": dataset_id, "top_k": 4,
+                                                   "evidence": "metafeatures"}).json()
+    assert shown == [n["dataset"] for n in meta["neighbors"]]
 
 
 # The selection layer's fields (issue 11), in the shape of its RecommendationOut; the page must show them when a

@@ -273,6 +273,7 @@ function renderRecommendation(r) {
     ["configuration of", r.incumbent_of], ["matcher", r.matcher], ["portfolio", r.portfolio_version],
     ["images fingerprinted", r.n_images], ["answered in", isNum(r.elapsed_ms) ? `${fmt(r.elapsed_ms, 0)} ms` : undefined]];
   if (r.policy !== undefined) pairs.push(["policy", r.policy]);
+  if (r.evidence !== undefined) pairs.push(["neighbours by", el("span", { id: "rec-evidence-used" }, r.evidence)]);
   if (r.time_budget_s !== undefined) pairs.push(["time budget", isNum(r.time_budget_s) ? `${r.time_budget_s} s` : "—"]);
   if (r.novelty !== undefined) pairs.push(["novelty", el("span", { id: "rec-novelty" }, fmt(r.novelty, 3), " ", bar(r.novelty))]);
   if (fallback) pairs.push(["fallback", fallback.used ? `used: ${fallback.reason || ""}` : "not used"]);
@@ -304,8 +305,8 @@ function renderRecommendation(r) {
   $("rec-result").replaceChildren(...parts);
 }
 
-// Which recommendation options this server takes (its public OpenAPI document): policy and time budget
-// appear only where the request schema has them.
+// Which recommendation options this server takes (its public OpenAPI document): policy, evidence and time
+// budget appear only where the request schema has them.
 async function loadCapabilities() {
   let props = {};
   let schemas = {};
@@ -319,6 +320,10 @@ async function loadCapabilities() {
   $("rec-policy").replaceChildren(el("option", { value: "" }, "portfolio default"),
     ...choices.map((c) => el("option", { value: c }, c)));
   $("rec-policy-field").hidden = !choices.length;
+  const evidence = [props.evidence, ...(props.evidence?.anyOf || [])].map(resolve).flatMap((s) => s.enum || []);
+  $("rec-evidence").replaceChildren(el("option", { value: "" }, "default"),
+    ...evidence.map((c) => el("option", { value: c }, c)));
+  $("rec-evidence-field").hidden = !evidence.length;
   $("rec-budget-field").hidden = !props.time_budget_s;
 }
 
@@ -334,6 +339,7 @@ async function recommend(event) {
     if ($("rec-matcher").value) body.matcher = $("rec-matcher").value;
     if (!$("rec-policy-field").hidden && $("rec-policy").value) body.policy = $("rec-policy").value;
     if (!$("rec-budget-field").hidden && $("rec-budget").value) body.time_budget_s = Number($("rec-budget").value);
+    if (!$("rec-evidence-field").hidden && $("rec-evidence").value) body.evidence = $("rec-evidence").value;
     const r = await api("v1/recommendations", { method: "POST", json: body });
     state.recommendation = r;
     renderRecommendation(r);
