@@ -15,7 +15,8 @@ def recommend(dataset: str | Path, *, portfolio: str | Path | None = None, match
     """Recommend configurations for the dataset at ``dataset`` (image folder, manifest folder, .csv or .npz).
 
     ``request`` takes the selection fields: ``policy``, ``time_budget_s``, ``max_params``, ``max_flops``,
-    ``max_latency_ms``, ``top_k``. ``portfolio`` defaults to ``$METAREC_PORTFOLIO_DIR`` or the shipped one.
+    ``max_latency_ms``, ``top_k``, ``evidence`` (``"fingerprints"`` or ``"metafeatures"``).
+    ``portfolio`` defaults to ``$METAREC_PORTFOLIO_DIR`` or the shipped one.
     Bad input raises :class:`metafeatures.errors.ConfigError` naming the field.
     """
     from metafeatures.datasets import open_dataset
