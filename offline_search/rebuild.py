@@ -38,7 +38,14 @@ from offline_search.scenario import SearchScenario
 from portfolio.artifact import PortfolioEntry, build_portfolio, save_portfolio
 from portfolio.calibration import calibrate
 from portfolio.candidates import Candidate, default_candidate, with_costs
-from portfolio.performance import DEFAULT_T0, DEFAULT_TIME_BUDGET, CellCurve, PerformanceData, matrix_from_curves
+from portfolio.performance import (
+    DEFAULT_T0,
+    DEFAULT_TIME_BUDGET,
+    CellCurve,
+    PerformanceData,
+    matrix_from_curves,
+    mean_curve,
+)
 from portfolio.store import ObservationStore, seed_noise
 
 OBJECTIVE = "offline_search.objective:finetune_objective"
@@ -172,8 +179,8 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
 
     Every cell goes through the observation store: a cell already there is read back (the resume), a new
     one is trained and appended; a failed run is NaN in the matrix. ``second_seed_fraction`` of the cells
-    also run with seed + 1 (stored, not in the matrix: the noise is reported). Scores are the curves' ALC
-    at the scenario's T.
+    also run with seed + 1 (the noise is reported); a cell's matrix curve is the mean of its completed seeds'
+    curves (:func:`~portfolio.performance.mean_curve`). Scores are the curves' ALC at the scenario's T.
     """
     from tqdm import tqdm
 
@@ -192,14 +199,15 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
     if opts.ray or opts.ray_address:
         _cells_on_ray(todo, candidates, datasets, ids, legacy, store, opts)
     curves: dict[tuple[str, str], CellCurve | None] = {}
+    seeds: dict[tuple[str, str], list[tuple[list[tuple[float, float]], float]]] = {}
     for n, (source, target, offset) in enumerate(tqdm(todo, desc="cells", unit="cell", disable=not opts.progress_bar),
                                                  1):
         config = {**candidates[source], "seed": int(candidates[source].get("seed", opts.scenario.seed)) + offset}
         kwargs = _objective_kwargs(datasets[target], opts, ids.get(target), "matrix")
         old = legacy.get(f"{source}->{target}") if offset == 0 else None
         if isinstance(old, dict) and not _stored(store, config, kwargs, opts):
-            curves[(source, target)] = CellCurve(t=tuple(t for t, _ in old["curve"]), budget_s=float(old["budget_s"]),
-                                                 nauc=tuple(v for _, v in old["curve"]))
+            seeds.setdefault((source, target), []).append(
+                ([(float(t), float(v)) for t, v in old["curve"]], float(old["budget_s"])))
             _advance(opts, cell=(source, target, offset))
             continue
         if not _stored(store, config, kwargs, opts):
@@ -208,11 +216,14 @@ def performance_data(candidates: dict[str, dict[str, Any]], datasets: dict[str, 
             info = finetune_objective(config, opts.scenario.max_budget, **kwargs)["info"]
         except Exception as exc:  # noqa: BLE001 - stored as a failed observation; the cell is NaN
             info = {"error": f"{type(exc).__name__}: {exc}"}
-        if offset == 0:
-            curves[(source, target)] = None if "error" in info else CellCurve(
-                t=tuple(t for t, _ in info["curve"]), nauc=tuple(v for _, v in info["curve"]),
-                budget_s=float(info["budget_s"]))
+        if "error" not in info:
+            seeds.setdefault((source, target), []).append(
+                ([(float(t), float(v)) for t, v in info["curve"]], float(info["budget_s"])))
         _advance(opts, cell=(source, target, offset))
+    for key, runs in seeds.items():  # a cell's seeds become one curve: their mean (failed seeds left out)
+        points = mean_curve([r for r, _ in runs])
+        curves[key] = CellCurve(t=tuple(t for t, _ in points), nauc=tuple(v for _, v in points),
+                                budget_s=max(b for _, b in runs))
     return matrix_from_curves(list(candidates), sorted(datasets), curves, time_budget=DEFAULT_TIME_BUDGET,
                               t0=DEFAULT_T0)
 

@@ -164,6 +164,29 @@ class PerformanceData:
                                         f"{self.time_budget:g} s is {recomputed:.6f} but the matrix says {value:.6f}")
 
 
+def mean_curve(curves: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """The mean of several runs' step curves [(t, NAUC), ...] (a score is 0 before a run's first point).
+
+    At every time any run reports, each run's latest score is averaged; the ALC is linear in the step
+    curve, so the ALC of the mean curve is the mean of the runs' ALCs at every T. Several seeds of one cell
+    become one curve this way, so the matrix and its re-scoring at other budgets agree.
+    """
+    runs = [sorted((float(t), float(s)) for t, s in c) for c in curves]
+    if not runs:
+        raise ValueError("mean_curve needs at least one curve")
+    if len(runs) == 1:
+        return runs[0]
+    times = sorted({t for run in runs for t, _ in run})
+    out, pos, last = [], [0] * len(runs), [0.0] * len(runs)
+    for t in times:
+        for k, run in enumerate(runs):
+            while pos[k] < len(run) and run[pos[k]][0] <= t:
+                last[k] = run[pos[k]][1]
+                pos[k] += 1
+        out.append((t, float(np.mean(last))))
+    return out
+
+
 def matrix_from_curves(configs: Sequence[str], datasets: Sequence[str],
                        curves: Mapping[tuple[str, str], CellCurve | None], time_budget: float = DEFAULT_TIME_BUDGET,
                        t0: float = DEFAULT_T0) -> PerformanceData:
@@ -180,4 +203,4 @@ def matrix_from_curves(configs: Sequence[str], datasets: Sequence[str],
     return PerformanceData(matrix=matrix, curves=kept, time_budget=time_budget, t0=t0)
 
 
-__all__ = ["FAILED_SCORE", "CellCurve", "PerformanceData", "matrix_from_curves"]
+__all__ = ["FAILED_SCORE", "CellCurve", "PerformanceData", "matrix_from_curves", "mean_curve"]

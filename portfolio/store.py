@@ -24,6 +24,7 @@ import numpy as np
 
 from finetune.config import FinetuneConfig
 from metafeatures.errors import ArtifactError, ConfigError
+from portfolio.performance import mean_curve
 
 STORE_FORMAT_VERSION = 2  # 2 added the ``provenance`` column; a format-1 file is read and appended as it is
 READABLE_VERSIONS = (1, 2)  # a format-1 file is upgraded in place by the first row that carries provenance
@@ -265,7 +266,8 @@ class ObservationStore:
 @dataclass(frozen=True)
 class PerformanceView:
     """Candidates × datasets: each cell's learning curve [(t, nauc), ...] and final score (mean over
-    seeds; NaN and an empty curve where nothing completed). What the selection layer consumes."""
+    seeds, the curve the mean of the seeds' step curves; NaN and an empty curve where nothing completed).
+    What the selection layer consumes."""
 
     candidates: tuple[str, ...]
     datasets: tuple[str, ...]
@@ -283,7 +285,7 @@ def performance_view(store: ObservationStore, candidates: Sequence[str], dataset
                      budget: float, budget_kind: str, time_budget: float, t0: float, score: str = "alc",
                      ) -> PerformanceView:
     """The rectangular view of ``candidates`` (config ids) × ``datasets`` ({name: content hash}) at one
-    budget: scores are the mean ``score`` over the stored seeds, curves are the lowest seed's; cells with
+    budget: scores are the mean ``score`` over the stored seeds, curves the mean of their curves; cells with
     no completed run are listed in ``missing`` (a failed run scores NaN, it is not missing)."""
     names = tuple(datasets)
     rows = store.observations(dataset_hashes=list(datasets.values()))
@@ -306,8 +308,8 @@ def performance_view(store: ObservationStore, candidates: Sequence[str], dataset
                 missing.append((cid, name))
             if values:
                 scores[i, j] = float(np.mean(values))
-            first = next((o for o in obs if o.ok), None)
-            row_curves.append(tuple((t, n) for t, n, _ in first.curve) if first else ())
+            done = [[(t, n) for t, n, _ in o.curve] for o in obs if o.ok and o.curve]
+            row_curves.append(tuple(mean_curve(done)) if done else ())
         curves.append(tuple(row_curves))
     return PerformanceView(candidates=tuple(candidates), datasets=names, scores=scores, curves=tuple(curves),
                            n_seeds=n_seeds, missing=tuple(missing))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from metafeatures.datasets import open_dataset
@@ -55,6 +56,10 @@ def test_rebuild_resume_and_recommend(tmp_path):
     n_cells = len(sources) * 2
     assert not view.missing and int(view.n_seeds.sum()) == n_cells + math.ceil(0.1 * n_cells)
     assert all(view.curve(config_id(c.configuration), d) for c in loaded.candidates for d in hashes)
+    # the matrix is the store's view: a cell run with two seeds scores the mean of both
+    cols = [list(hashes).index(d) for d in loaded.matrix.datasets]
+    assert np.allclose(loaded.matrix.scores, view.scores[:, cols], atol=1e-4, equal_nan=True)
+    assert (view.n_seeds[:, cols] == 2).any()
     noise = loaded.portfolio.provenance["seed_noise"]
     assert noise["cells_with_two_seeds"] >= 1 and "mean_abs_diff" in noise
 

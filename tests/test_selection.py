@@ -119,6 +119,23 @@ def test_budget_reranks_hand_made_curves():
         bad.check()
 
 
+def test_mean_curve_of_seeds_has_the_mean_alc_at_every_budget():
+    from portfolio.performance import mean_curve
+
+    a = [(1.0, 0.2), (30.0, 0.6), (300.0, 0.7)]
+    b = [(5.0, 0.4), (30.0, 0.5), (100.0, 0.9)]
+    mean = mean_curve([a, b])
+    # every time either run reports; a run scores 0 before its first point
+    assert [t for t, _ in mean] == [1.0, 5.0, 30.0, 100.0, 300.0]
+    assert [v for _, v in mean] == pytest.approx([0.1, 0.3, 0.55, 0.75, 0.8])
+    for budget in (3.0, 60.0, 200.0, 1200.0):  # ALC is linear in the step curve: mean curve = mean ALC
+        alcs = [CellCurve(tuple(t for t, _ in c), tuple(v for _, v in c), 300.0).alc(budget) for c in (a, b, mean)]
+        assert alcs[2] == pytest.approx((alcs[0] + alcs[1]) / 2)
+    assert mean_curve([a]) == a
+    with pytest.raises(ValueError, match="at least one"):
+        mean_curve([])
+
+
 def test_curves_refuse_bad_input():
     with pytest.raises(ValueError, match="increasing"):
         CellCurve(t=(5.0, 1.0), nauc=(0.1, 0.2), budget_s=9.0)
