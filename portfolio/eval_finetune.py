@@ -23,7 +23,7 @@ from finetune.trainer import TrainOptions, finetune
 from metafeatures.datasets import Dataset
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash
-from portfolio.recommender import Recommender, SelectionRequest, recommend_dataset
+from portfolio.recommender import EvidenceName, Recommender, SelectionRequest, recommend_dataset
 
 ARMS: tuple[str, ...] = ("recommended", "baseline")
 METRICS: tuple[str, ...] = ("alc", "final_nauc", "return_time")
@@ -78,13 +78,14 @@ class FinetuneComparison:
 def compare_finetune(recommender: Recommender, fingerprinter: Fingerprinter, datasets: Mapping[str, Dataset],
                      budget_s: float, out_dir: Path, seed: int = 0, n_samples: int = 64, policy: str | None = None,
                      time_budget: float = 1200.0, t0: float = 60.0, test_fraction: float = 0.2,
-                     device: str | None = None,
+                     device: str | None = None, evidence: EvidenceName = "fingerprints",
                      progress: bool = False, say: Say | None = None) -> FinetuneComparison:
     """For each held-out dataset: fingerprint, recommend (ranked by ALC at ``time_budget``), then fine-tune the
     recommendation and the baseline."""
     say = say or (lambda _message: None)
     rows: dict[str, dict[str, Any]] = {}
-    request = SelectionRequest(policy=policy, time_budget_s=time_budget, top_k=3)  # type: ignore[arg-type]
+    request = SelectionRequest(policy=policy, time_budget_s=time_budget, top_k=3,  # type: ignore[arg-type]
+                               evidence=evidence)
     for name, ds in datasets.items():
         rec, _ = recommend_dataset(recommender, fingerprinter, ds, request, n_samples=n_samples, seed=seed,
                                    progress=progress, content_hash=content_hash(ds))
@@ -104,6 +105,6 @@ def compare_finetune(recommender: Recommender, fingerprinter: Fingerprinter, dat
         rows[name] = row
     settings = {"budget_s": budget_s, "seed": seed, "n_samples": n_samples, "matcher": recommender.matcher_name,
                 "policy": policy or recommender.portfolio.selection.default_policy, "time_budget": time_budget,
-                "t0": t0,
+                "t0": t0, "evidence": evidence,
                 "portfolio_version": recommender.portfolio.version}
     return FinetuneComparison(rows=rows, settings=settings)

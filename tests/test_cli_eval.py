@@ -171,8 +171,19 @@ def test_eval_finetune_compares_recommendation_and_baseline(world: dict, tmp_pat
     for arm in ("recommended", "baseline"):
         assert -1.0 <= row[arm]["alc"] <= 1.0 and -1.0 <= row[arm]["final_nauc"] <= 1.0
         assert 0.0 < row[arm]["return_time"] <= row[arm]["wall_time"]
-    assert payload["settings"]["budget_s"] == 2.0
+    assert payload["settings"]["budget_s"] == 2.0 and payload["settings"]["evidence"] == "fingerprints"
     assert (tmp_path / "eval_finetune.json").is_file()
+
+
+def test_eval_finetune_can_rank_neighbours_by_meta_features(world: dict, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]):
+    payload = run_json(capsys, ["eval", "finetune", "--portfolio", str(world["portfolio"]), "--collection",
+                                str(world["data"]), "--budget-s", "1", "--n-samples", "20", "--evidence",
+                                "metafeatures", "--out-dir", str(tmp_path), "--json", "--quiet"])
+    assert payload["settings"]["evidence"] == "metafeatures"
+    neighbors = payload["datasets"]["heldout"]["recommendation"]["neighbors"]
+    assert neighbors[0]["dataset"] == "tinted"  # same classes, colour and image size, nearly as many images
+    assert [n["distance"] for n in neighbors] == sorted(n["distance"] for n in neighbors)
 
 
 def test_eval_finetune_refuses_a_known_dataset(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]):

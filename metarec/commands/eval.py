@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from metarec.commands._common import emit_json, note, show_progress
 from metarec.commands.matchers import _int_list, add_eval_arguments
-from metarec.commands.portfolio import PORTFOLIO_DIR_ENV, open_portfolio
+from metarec.commands.portfolio import PORTFOLIO_DIR_ENV, add_evidence_argument, open_portfolio
 
 if TYPE_CHECKING:
     from metafeatures.fingerprint import Fingerprinter
@@ -96,6 +96,7 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--matcher", default="mlp", help="which of the portfolio's matchers recommends")
     f.add_argument("--policy", choices=DEFAULT_POLICIES, default=None,
                    help="selection policy (default: the portfolio's calibrated one)")
+    add_evidence_argument(f)
     f.add_argument("--n-samples", type=int, default=64, help="images fingerprinted per held-out dataset")
     f.add_argument("--alc-time-budget", type=float, default=1200.0, help="T of the ALC time axis (AutoDL: 1200)")
     f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
@@ -228,7 +229,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     result = compare_finetune(recommender, _fingerprinter(loaded, args), datasets, args.budget_s, args.out_dir,
                               seed=args.seed, n_samples=args.n_samples, policy=args.policy,
                               time_budget=args.alc_time_budget, t0=args.t0, test_fraction=args.test_fraction,
-                              device=args.device,
+                              device=args.device, evidence=args.evidence,
                               progress=show_progress(args), say=say)
     payload = {**result.to_json(), "portfolio": str(loaded.directory),
                "seconds": round(time.perf_counter() - started, 1)}
@@ -237,9 +238,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         emit_json(payload)
         return 0
     print(f"Held-out datasets fine-tuned for {args.budget_s:g} s each (seed {args.seed}): the {args.matcher} "
-          f"matcher's recommendation ({result.settings['policy']} policy) from portfolio {loaded.version} vs the "
-          "seed-000 baseline (mobilenet_v2, "
-          "defaults); t1 = return time (first prediction)")
+          f"matcher's recommendation ({result.settings['policy']} policy, {args.evidence}) from portfolio "
+          f"{loaded.version} vs the seed-000 baseline (mobilenet_v2, defaults); t1 = return time (first prediction)")
     print(result.table())
     note(f"wrote {path} in {payload['seconds']} s")
     return 0

@@ -19,6 +19,13 @@ PORTFOLIO_DIR_ENV = "METAREC_PORTFOLIO_DIR"  # portfolio.defaults reads it; spel
 POLICY_CHOICES = ("incumbent", "neighbors", "single_best", "reduced")  # portfolio.policies.POLICIES, torch-free
 
 
+def add_evidence_argument(p: argparse.ArgumentParser) -> None:
+    """``--evidence``: what ranks the known datasets (one definition for recommend and eval finetune)."""
+    p.add_argument("--evidence", choices=("fingerprints", "metafeatures"), default="fingerprints",
+                   help="what ranks the known datasets: the matcher on the fingerprints, or the dataset's "
+                        "meta-features (classes, images, resolution, channels; docs/evaluation.md)")
+
+
 def default_portfolio_dir() -> Path:
     """``$METAREC_PORTFOLIO_DIR`` or the shipped demo portfolio (see :mod:`portfolio.defaults`)."""
     from portfolio.defaults import default_portfolio_dir as _default
@@ -107,9 +114,7 @@ def register_recommend(sub: argparse._SubParsersAction) -> None:
                    help="selection policy (default: the portfolio's calibrated one)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="rank candidates by ALC at this T (default: the portfolio's own T)")
-    p.add_argument("--evidence", choices=("fingerprints", "metafeatures"), default="fingerprints",
-                   help="what ranks the known datasets: the matcher on the fingerprints, or the dataset's "
-                        "meta-features (classes, images, resolution, channels; docs/evaluation.md)")
+    add_evidence_argument(p)
     p.add_argument("--max-params", type=int, default=None, help="drop candidates with more parameters")
     p.add_argument("--max-flops", type=int, default=None, help="drop candidates with more FLOPs per image")
     p.add_argument("--max-latency-ms", type=float, default=None,
