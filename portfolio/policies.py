@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +48,17 @@ class NeighborParams:
     def to_dict(self) -> dict[str, object]:
         """JSON-able form."""
         return {"k": self.k, "weighting": self.weighting}
+
+
+class Ranked(NamedTuple):
+    """One ranked candidate: its row, its predicted score on the matrix's scale (ALC at the budget) and the
+    ``key`` the policy sorted by (``neighbors``/``reduced``: the weighted mean of the per-dataset normalised
+    score, 0 = worst candidate on a neighbour, 1 = best; ``single_best``: the mean ALC; ``incumbent``: the
+    matcher's score of the neighbour whose incumbent it is)."""
+
+    row: int
+    predicted: float
+    key: float
 
 
 def check_policy(policy: str) -> str:
@@ -88,8 +99,9 @@ def neighbor_weights(ranking: Sequence[tuple[int, float]], params: NeighborParam
 def rank_candidates(policy: str, scores: np.ndarray, rows: Sequence[int], columns: Sequence[int],
                     ranking: Sequence[tuple[int, float]], params: NeighborParams,
                     incumbent_rows: Mapping[int, int] | None = None,
-                    reduced_rows: Sequence[int] = ()) -> list[tuple[int, float]]:
-    """Candidate rows ranked best first with their predicted score (on ``scores``' scale) under ``policy``.
+                    reduced_rows: Sequence[int] = ()) -> list[Ranked]:
+    """Candidate rows ranked best first with their predicted score (on ``scores``' scale) and the key they were
+    sorted by, under ``policy``.
 
     ``rows``: the candidates allowed (limits applied, held-out incumbents removed); ``columns``: the known
     datasets usable as evidence; ``ranking``: the matcher's (column, score) over those columns, best first;
@@ -105,11 +117,11 @@ def rank_candidates(policy: str, scores: np.ndarray, rows: Sequence[int], column
         means = scores[np.ix_(allowed, cols)].mean(axis=1)
         return _sorted(allowed, means, means)
     if policy == "incumbent":
-        out: list[tuple[int, float]] = []
-        for col, _ in ranking:
+        out: list[Ranked] = []
+        for col, match in ranking:
             row = (incumbent_rows or {}).get(col)
-            if row is not None and row in allowed and row not in {r for r, _ in out}:
-                out.append((row, float(scores[row, col])))
+            if row is not None and row in allowed and row not in {r.row for r in out}:
+                out.append(Ranked(row, float(scores[row, col]), float(match)))
         return out
     if policy == "reduced":
         allowed = [r for r in allowed if r in set(reduced_rows)] or allowed
@@ -120,10 +132,10 @@ def rank_candidates(policy: str, scores: np.ndarray, rows: Sequence[int], column
     return _sorted(allowed, np.asarray(keys, dtype=float), np.asarray(predicted, dtype=float))
 
 
-def _sorted(rows: Sequence[int], keys: np.ndarray, predicted: np.ndarray) -> list[tuple[int, float]]:
-    """Rows by descending key (ties: lower row first), each with its predicted score."""
+def _sorted(rows: Sequence[int], keys: np.ndarray, predicted: np.ndarray) -> list[Ranked]:
+    """Rows by descending key (ties: lower row first), each with its predicted score and key."""
     order = sorted(range(len(rows)), key=lambda i: (-float(keys[i]), rows[i]))
-    return [(rows[i], float(predicted[i])) for i in order]
+    return [Ranked(rows[i], float(predicted[i]), float(keys[i])) for i in order]
 
 
 @dataclass(frozen=True)

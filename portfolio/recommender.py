@@ -28,7 +28,7 @@ from metafeatures.errors import ConfigError, MetarecError
 from portfolio.artifact import LoadedPortfolio
 from portfolio.candidates import Candidate, Cost
 from portfolio.metaneighbors import meta_features, metafeature_ranking
-from portfolio.policies import POLICIES, NeighborParams, check_policy, rank_candidates
+from portfolio.policies import POLICIES, NeighborParams, Ranked, check_policy, rank_candidates
 
 if TYPE_CHECKING:
     from metafeatures.datasets import Dataset
@@ -88,7 +88,12 @@ class RankedCandidate(BaseModel):
 
     id: str
     configuration: dict[str, Any]
-    predicted_score: float
+    predicted_score: float = Field(description="the predicted ALC at the budget: the policy's weighted average "
+                                               "of the candidate's raw ALC on the evidence datasets")
+    rank_score: float = Field(description="what the policy ranks by (candidates are listed by it, best first): "
+                                          "neighbors/reduced: the weighted mean of the per-dataset normalised "
+                                          "score (0 = worst candidate on a neighbour, 1 = best); single_best: "
+                                          "the mean ALC; incumbent: the neighbour's match score")
     source: str
     dataset: str | None = None
     cost: Cost | None = None
@@ -289,15 +294,15 @@ class Recommender:
 
     def _answer(self, request: SelectionRequest, ranking: list[tuple[str, float]], distances: dict[str, float],
                 nearest: float, novelty: float | None, policy: str, fallback: Fallback,
-                ranked: list[tuple[int, float]], extrapolated: np.ndarray, scores: np.ndarray) -> Recommendation:
+                ranked: list[Ranked], extrapolated: np.ndarray, scores: np.ndarray) -> Recommendation:
         """Assemble the response from the ranked rows."""
         p = self.portfolio
         cands: list[Candidate] = p.candidates
         out = []
-        for row, predicted in ranked[: request.top_k]:
+        for row, predicted, key in ranked[: request.top_k]:
             c = cands[row]
             out.append(RankedCandidate(id=c.id, configuration=c.configuration, predicted_score=round(predicted, 6),
-                                       source=c.source, dataset=c.dataset, cost=c.cost,
+                                       rank_score=round(key, 6), source=c.source, dataset=c.dataset, cost=c.cost,
                                        extrapolated=bool(extrapolated[row].any())))
         top = out[0]
         budget = request.time_budget_s if request.time_budget_s is not None else p.performance.time_budget

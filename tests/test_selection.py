@@ -65,14 +65,18 @@ def test_each_policy_on_a_hand_made_matrix():
     one = NeighborParams(k=1, weighting="uniform")
     # incumbent: the best match's own incumbent, then the next neighbours'
     got = rank_candidates("incumbent", SCORES, rows, cols, ranking, one, incumbents)
-    assert got == [(0, 0.9), (2, 0.8), (3, 0.9)]
-    # single_best: best mean over the datasets: means .533, .467, .467, .6 -> row 3
-    assert rank_candidates("single_best", SCORES, rows, cols, ranking, one)[0] == (3, pytest.approx(0.6))
+    assert got == [(0, 0.9, 0.6), (2, 0.8, 0.3), (3, 0.9, 0.1)]  # key: the neighbour's match score
+    # single_best: best mean over the datasets: means .533, .467, .467, .6 -> row 3 (key = the mean)
+    assert rank_candidates("single_best", SCORES, rows, cols, ranking, one)[0] == (3, pytest.approx(0.6),
+                                                                                    pytest.approx(0.6))
     # neighbors k=2 uniform: .5*(norm col0) + .5*(norm col1): rows -> .5, .4167, .5, .4583; tie 0/2 -> row 0
     two = NeighborParams(k=2, weighting="uniform")
     got = rank_candidates("neighbors", SCORES, rows, cols, ranking, two)
-    assert [r for r, _ in got] == [0, 2, 3, 1]
-    assert got[0][1] == pytest.approx(0.5 * 0.9 + 0.5 * 0.2)  # predicted score on the raw scale
+    assert [r.row for r in got] == [0, 2, 3, 1]
+    assert got[0].predicted == pytest.approx(0.5 * 0.9 + 0.5 * 0.2)  # predicted score on the raw scale
+    # the key is on the normalised scale and falls down the list; the raw predictions need not
+    assert [r.key for r in got] == pytest.approx([0.5, 0.5, 0.4583333, 0.4166667])
+    assert [r.predicted for r in got] == pytest.approx([0.55, 0.45, 0.45, 0.45])
     # score weights 2/3, 1/3: row 0 -> 2/3, row 2 -> 1/3, row 3 -> .5*2/3... -> row 0 wins
     assert rank_candidates("neighbors", SCORES, rows, cols, ranking, NeighborParams(2, "score"))[0][0] == 0
     # a probe like dataset 1 then 2 (k=2, uniform): row 2 -> .5*1 + 0 = .5, row 3 -> .5*2/3 + .5*1 = .833

@@ -61,6 +61,9 @@ def _same(a: dict, b: dict) -> None:
     assert a["novelty"] == pytest.approx(b["novelty"], abs=0.05) and a["fallback"] == b["fallback"]
     for x, y in zip(a["candidates"], b["candidates"], strict=True):
         assert x["predicted_score"] == pytest.approx(y["predicted_score"], abs=1e-6)
+        assert x["rank_score"] == pytest.approx(y["rank_score"], abs=1e-6)
+    keys = [c["rank_score"] for c in a["candidates"]]
+    assert keys == sorted(keys, reverse=True)  # the candidates come in the order of what the policy ranks by
 
 
 def test_cli_python_and_rest_agree_and_novelty_tells_known_from_noise(server, root, capsys, monkeypatch):

@@ -249,7 +249,7 @@ SELECTION_FIELDS = {
     "fallback": {"used": True, "reason": "novel: nearest known dataset at distance 3.1 > threshold 2.0"},
     "candidates": [
         {"id": "hues", "dataset": "hues", "configuration": {"backbone": "mobilenet_v2", "lr": 0.00123},
-         "predicted_score": 0.7123, "source": "incumbent", "extrapolated": False,
+         "predicted_score": 0.7123, "rank_score": 0.8512, "source": "incumbent", "extrapolated": False,
          "cost": {"params": 2_230_000, "flops": 310_000_000, "latency_ms": 4.2, "device": "cpu"}},
         {"id": "default-0", "configuration": {"backbone": "resnet18"}, "predicted_score": 0.65, "source": "default",
          "extrapolated": True, "cost": None},
@@ -263,7 +263,9 @@ def test_selection_fields_are_shown_when_present_and_left_out_when_absent(driver
     js(driver, f"renderRecommendation(Object.assign({{}}, state.recommendation, {json.dumps(SELECTION_FIELDS)}))")
     table = [r.text for r in rows(driver, "#rec-candidates tbody tr")]
     assert len(table) == 2 and "2.23 M params · 0.31 GFLOPs · 4.2 ms/image" in table[0] and "no" in table[0]
-    assert "0.7123" in table[0] and "incumbent" in table[0] and table[1].endswith("yes")
+    assert "0.7123" in table[0] and "0.8512" in table[0] and "incumbent" in table[0] and table[1].endswith("yes")
+    rank_cells = [r.find_elements("css selector", "td")[4].text for r in rows(driver, "#rec-candidates tbody tr")]
+    assert rank_cells == ["0.8512", "—"]  # the second candidate has no rank score: nothing invented
     assert by_id(driver, "rec-novelty").text.startswith("0.830")
     assert "distance 3.1 > threshold 2.0" in by_id(driver, "rec-fallback").text
     assert "neighbors" in by_id(driver, "rec-result").text and "120 s" in by_id(driver, "rec-result").text

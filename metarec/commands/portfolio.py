@@ -296,6 +296,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what the ``rank`` column of a recommendation is under each policy (``RankedCandidate.rank_score``)
+RANK_MEANING = {"neighbors": "the neighbours' normalised ALC, 1 = best there",
+                "reduced": "the neighbours' normalised ALC, 1 = best there",
+                "single_best": "mean ALC over the known datasets",
+                "incumbent": "match score of the neighbour whose incumbent it is"}
+
+
 def print_recommendation(name: str, rec: Any) -> None:
     """The recommendation as a few lines and two tables (candidates, neighbours)."""
     novelty = "uncalibrated" if rec.novelty is None else f"{rec.novelty:.2f}"
@@ -304,13 +311,15 @@ def print_recommendation(name: str, rec: Any) -> None:
           f"portfolio {rec.portfolio_version}; novelty {novelty}")
     if rec.fallback.used:
         print(f"fallback: {rec.fallback.reason}")
-    print(f"policy {rec.policy}, candidates ranked by predicted ALC at T = {rec.time_budget_s:g} s"
+    print(f"policy {rec.policy}, candidates ranked at T = {rec.time_budget_s:g} s (rank: {RANK_MEANING[rec.policy]})"
           + (f", limits {rec.limits}" if rec.limits else "") + ":")
     rows = [(c.id, c.source, str(c.configuration.get("backbone")), str(c.configuration.get("pretrained")),
-             str(c.configuration.get("strategy")), f"{c.predicted_score:.3f}" + ("*" if c.extrapolated else ""),
+             str(c.configuration.get("strategy")), f"{c.rank_score:.3f}",
+             f"{c.predicted_score:.3f}" + ("*" if c.extrapolated else ""),
              f"{c.cost.params:,}" if c.cost else "-", f"{c.cost.latency_ms:g}" if c.cost else "-")
             for c in rec.candidates]
-    print(_table(("candidate", "source", "backbone", "pretrained", "strategy", "pred. ALC", "params", "ms/img"),
+    print(_table(("candidate", "source", "backbone", "pretrained", "strategy", "rank", "pred. ALC", "params",
+                  "ms/img"),
                  rows))
     if any(c.extrapolated for c in rec.candidates):
         print("* extrapolated: the budget is longer than the stored runs (their last score is held)")

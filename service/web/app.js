@@ -292,12 +292,14 @@ function renderRecommendation(r) {
       withDistance ? el("td", { class: "num" }, fmt(n.distance, 3)) : null)))));
   parts.push(el("div", { class: "columns3" }, summary, neighbours, configuration));
   if (Array.isArray(r.candidates)) {
-    const head = ["#", "candidate", "configuration", "source", "predicted score", "cost", "extrapolated"];
+    const head = ["#", "candidate", "configuration", "source", "rank score", "predicted ALC", "cost", "extrapolated"];
     parts.push(el("h3", {}, `Candidates (${r.candidates.length})`), el("table", { id: "rec-candidates" },
       el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
       el("tbody", {}, ...r.candidates.map((c, i) => el("tr", {}, el("td", { class: "num" }, i + 1),
         el("td", {}, [c.id, c.dataset ? `(${c.dataset})` : null].filter(Boolean).join(" ") || "—"),
-        configCell(c.configuration), el("td", {}, c.source ?? "—"), el("td", { class: "num" }, fmt(c.predicted_score, 4)),
+        configCell(c.configuration), el("td", {}, c.source ?? "—"),
+        el("td", { class: "num", title: "what the policy ranks by" }, isNum(c.rank_score) ? fmt(c.rank_score, 4) : "—"),
+        el("td", { class: "num" }, fmt(c.predicted_score, 4)),
         el("td", { class: "num", title: c.cost && c.cost.device ? `measured on ${c.cost.device}` : null },
           costText(c.cost)),
         el("td", {}, typeof c.extrapolated === "boolean" ? (c.extrapolated ? "yes" : "no") : "—"))))));
