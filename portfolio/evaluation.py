@@ -361,13 +361,15 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
                          reduced: Sequence[str] = (), groups: Mapping[str, str] | None = None, grouped: bool = False,
                          time_budget: float | None = None, novelty_threshold: float | None = None,
                          on_progress: Progress | None = None,
-                         evidence_cache: dict[str, dict[int, Evidence]] | None = None) -> RecommenderEval:
+                         evidence_cache: dict[str, dict[int, Evidence]] | None = None,
+                         features: Mapping[str, np.ndarray] | None = None) -> RecommenderEval:
     """Hold out every known dataset (or its group) in turn; score the baselines and each policy × matcher × batch.
 
     The ``neighbors`` policy's k and weighting are chosen, for each held-out dataset, by the same
     leave-one-out on the *other* datasets only (nested), so its numbers are not tuned on the answer.
     The matchers' rankings do not depend on the time budget: pass the same ``evidence_cache`` dict to
-    evaluations at several budgets and the matchers are refitted once.
+    evaluations at several budgets and the matchers are refitted once. ``features`` replaces the meta-feature
+    vectors (default :func:`meta_features` of each summary), so other meta-features can be tried in one run.
     """
     for p in policies:
         check_policy(p)
@@ -385,7 +387,10 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
         if n_batches < 1 or not batch_sizes or min(batch_sizes) < 1:
             raise ConfigError("batches", (n_batches, list(batch_sizes)), "need n_batches >= 1 and batch sizes >= 1")
     methods: dict[str, MethodResult] = {name: MethodResult() for name in BASELINES}
-    features = {d: meta_features(summaries[d]) for d in datasets}
+    if features is not None and sorted(set(datasets) - set(features)):
+        raise ConfigError("features", sorted(set(datasets) - set(features)), "every known dataset needs features")
+    vectors = {d: np.asarray(features[d], dtype=float) if features is not None else meta_features(summaries[d])
+               for d in datasets}
     flat = NeighborParams(k=1, weighting="uniform")
     for target in range(len(datasets)):
         hidden = problem.hidden(target, grouped)
@@ -394,12 +399,12 @@ def evaluate_recommender(data: PerformanceData, summaries: Mapping[str, Mapping[
         methods["oracle"].record(problem, target, rows, [rows[int(np.argmax(column))]])
         methods["single_best"].record(problem, target, rows, [problem.pick("single_best", rows, cols, [], flat)])
         methods["random"].record(problem, target, rows, rows)
-        knn = knn_column(features, datasets, target, cols)
+        knn = knn_column(vectors, datasets, target, cols)
         methods["metafeatures_knn"].record(problem, target, rows, [problem.pick("neighbors", rows, cols,
                                                                                 [(knn, 1.0)], flat)])
     chosen: dict[str, dict[str, Any]] = {}
     novelty: dict[str, Any] = {}
-    _policy_methods(methods, chosen, problem, metafeature_evidence(problem, features, grouped), "metafeatures",
+    _policy_methods(methods, chosen, problem, metafeature_evidence(problem, vectors, grouped), "metafeatures",
                     policies, grouped, META_K_GRID)
     for name in matchers:
         key = f"{name}|{grouped}|{list(batch_sizes)}|{n_batches}|{seed}"

@@ -171,6 +171,15 @@ def test_meta_feature_neighbours_choose_k_nested_and_report_it():
     assert set(result.methods["neighbors/metafeatures"].regrets) == set(NAMES)
 
 
+def test_other_meta_features_replace_the_summaries_own():
+    # features pairing A with B and C with D (the summaries pair A with C): the 1-NN serves the partner's incumbent
+    features = {"A": np.array([0.0]), "B": np.array([0.1]), "C": np.array([5.0]), "D": np.array([5.1])}
+    result = evaluate_recommender(DATA, SUMMARIES, matchers=(), policies=["neighbors"], features=features)
+    assert result.methods["metafeatures_knn"].regrets == pytest.approx({"A": 0.0, "B": 1.0, "C": 1 / 3, "D": 0.0})
+    with pytest.raises(ConfigError, match="features"):
+        evaluate_recommender(DATA, SUMMARIES, matchers=(), features={"A": np.zeros(1)})
+
+
 @pytest.mark.parametrize("name", ["kmeans", "mlp", "moments"])
 def test_matcher_lodo_picks_the_nearest_other_dataset(name: str):
     fps = fingerprints({"A": "B", "C": "D"})
