@@ -14,6 +14,7 @@ from metafeatures.datasets import open_dataset
 from metafeatures.errors import ArtifactError
 from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
+from metarec.cli import main
 from metarec.commands.portfolio import PORTFOLIO_DIR_ENV
 from portfolio import evaluation
 from portfolio.artifact import load_portfolio
@@ -179,11 +180,31 @@ def test_eval_finetune_can_rank_neighbours_by_meta_features(world: dict, tmp_pat
                                                              capsys: pytest.CaptureFixture[str]):
     payload = run_json(capsys, ["eval", "finetune", "--portfolio", str(world["portfolio"]), "--collection",
                                 str(world["data"]), "--budget-s", "1", "--n-samples", "20", "--evidence",
-                                "metafeatures", "--out-dir", str(tmp_path), "--json", "--quiet"])
+                                "metafeatures", "--repeats", "2", "--out-dir", str(tmp_path), "--json", "--quiet"])
     assert payload["settings"]["evidence"] == "metafeatures"
     neighbors = payload["datasets"]["heldout"]["recommendation"]["neighbors"]
     assert neighbors[0]["dataset"] == "tinted"  # same classes, colour and image size, nearly as many images
     assert [n["distance"] for n in neighbors] == sorted(n["distance"] for n in neighbors)
+    # two training seeds per arm: the arm reports their mean, its spread and both runs
+    row = payload["datasets"]["heldout"]
+    for arm in ("recommended", "baseline"):
+        runs = row[arm]["runs"]
+        assert [r["config"]["seed"] for r in runs] == [0, 1]
+        assert row[arm]["alc"] == pytest.approx(sum(r["alc"] for r in runs) / 2, abs=1e-4)
+        assert row[arm]["alc_sd"] >= 0.0
+    higher = row["recommended"]["alc"] > row["baseline"]["alc"]
+    assert payload["wins"] == {"recommended_higher": int(higher), "datasets": 1, "equal": 0,
+                               "baseline_higher": int(not higher)} or row["recommended"]["alc"] == row["baseline"]["alc"]
+    assert payload["settings"]["repeats"] == 2
+
+
+@pytest.mark.parametrize("repeats, message", [("0", "must be in 1..10"), ("11", "must be in 1..10"),
+                                             ("two", "expected an integer")])
+def test_eval_finetune_refuses_a_bad_repeat_count(tmp_path: Path, capsys: pytest.CaptureFixture[str], repeats: str,
+                                                  message: str):
+    with pytest.raises(SystemExit) as err:  # refused by the parser, before any portfolio is opened
+        main(["eval", "finetune", "--collection", str(tmp_path), "--budget-s", "1", "--repeats", repeats])
+    assert err.value.code == 2 and f"--repeats: {message}" in capsys.readouterr().err
 
 
 def test_eval_finetune_refuses_a_known_dataset(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -101,7 +101,21 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--alc-time-budget", type=float, default=1200.0, help="T of the ALC time axis (AutoDL: 1200)")
     f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
     f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share when a dataset has no test split")
+    f.add_argument("--repeats", type=_repeats, default=1,
+                   help="training seeds per arm (--seed, --seed + 1, ...; 1-10): the arms' mean ALCs are compared, "
+                        "since one short run is noisy")
     f.set_defaults(func=cmd_finetune)
+
+
+def _repeats(text: str) -> int:
+    """``--repeats``: an integer in 1..10."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be in 1..10, got {value}")
+    return value
 
 
 def _fingerprinter(loaded: LoadedPortfolio, args: argparse.Namespace) -> Fingerprinter:
@@ -229,7 +243,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     result = compare_finetune(recommender, _fingerprinter(loaded, args), datasets, args.budget_s, args.out_dir,
                               seed=args.seed, n_samples=args.n_samples, policy=args.policy,
                               time_budget=args.alc_time_budget, t0=args.t0, test_fraction=args.test_fraction,
-                              device=args.device, evidence=args.evidence,
+                              device=args.device, evidence=args.evidence, repeats=args.repeats,
                               progress=show_progress(args), say=say)
     payload = {**result.to_json(), "portfolio": str(loaded.directory),
                "seconds": round(time.perf_counter() - started, 1)}
@@ -237,7 +251,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(payload)
         return 0
-    print(f"Held-out datasets fine-tuned for {args.budget_s:g} s each (seed {args.seed}): the {args.matcher} "
+    seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}-{args.seed + args.repeats - 1}"
+    print(f"Held-out datasets fine-tuned for {args.budget_s:g} s each ({seeds}): the {args.matcher} "
           f"matcher's recommendation ({result.settings['policy']} policy, {args.evidence}) from portfolio "
           f"{loaded.version} vs the seed-000 baseline (mobilenet_v2, defaults); t1 = return time (first prediction)")
     print(result.table())
