@@ -192,9 +192,9 @@ def test_eval_finetune_can_rank_neighbours_by_meta_features(world: dict, tmp_pat
         assert [r["config"]["seed"] for r in runs] == [0, 1]
         assert row[arm]["alc"] == pytest.approx(sum(r["alc"] for r in runs) / 2, abs=1e-4)
         assert row[arm]["alc_sd"] >= 0.0
-    higher = row["recommended"]["alc"] > row["baseline"]["alc"]
-    assert payload["wins"] == {"recommended_higher": int(higher), "datasets": 1, "equal": 0,
-                               "baseline_higher": int(not higher)} or row["recommended"]["alc"] == row["baseline"]["alc"]
+    diff = row["recommended"]["alc"] - row["baseline"]["alc"]
+    assert payload["wins"] == {"recommended_higher": int(diff > 0), "baseline_higher": int(diff < 0),
+                               "equal": int(diff == 0), "datasets": 1}
     assert payload["settings"]["repeats"] == 2
 
 
