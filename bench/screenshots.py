@@ -31,10 +31,13 @@ JOB_DATASET = "hues"
 
 
 def until(driver: Any, condition: Any, timeout: float = 120.0) -> Any:
-    """Wait for ``condition(driver)`` (selenium's WebDriverWait)."""
+    """Wait for ``condition(driver)`` (selenium's WebDriverWait); an element the page re-rendered between
+    find and read (StaleElementReferenceException, seen once here) is polled again, not fatal."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def shoot(driver: Any, element_id: str, path: Path) -> None:

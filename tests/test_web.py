@@ -63,9 +63,12 @@ def driver(server: LiveServer) -> Iterator[Any]:
 
 
 def wait(driver: Any, condition: Any, timeout: float = WAIT_S, what: str = "") -> Any:
+    """Poll ``condition`` until true; an element the page re-rendered between find and read is polled again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message=what)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition, message=what)
 
 
 def js(driver: Any, script: str) -> Any:
