@@ -6,6 +6,11 @@ portfolio's candidates and datasets, and runs the harness's meta-feature evaluat
 seconds) on each, leave-one-group-out and leave-one-dataset-out at three budgets. It answers whether a
 policy's win on one seed's matrix survives another seed.
 
+Then a noise ceiling: pick on one seed's matrix, score on the other's. "own best" knows the held-out
+dataset's own seed-a results perfectly (no policy can know more about it); "single best" is the best mean
+over the known columns of seed a. If even the own best is not far below the single best on the other seed,
+the matrix's per-dataset differences are mostly seed noise, and no policy can show a large win on it.
+
     .venv/bin/python bench/explore_seed_matrices.py            # portfolios/demo and its store
 """
 
@@ -20,8 +25,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from portfolio.artifact import LoadedPortfolio, load_portfolio  # noqa: E402
-from portfolio.evaluation import evaluate_recommender  # noqa: E402
+from portfolio.evaluation import Problem, evaluate_recommender  # noqa: E402
 from portfolio.performance import CellCurve, PerformanceData, matrix_from_curves, mean_curve  # noqa: E402
 from portfolio.store import ObservationStore, config_id  # noqa: E402
 
@@ -44,6 +51,24 @@ def seed_matrix(loaded: LoadedPortfolio, store: ObservationStore, seeds: set[int
         curves[key] = CellCurve(tuple(t for t, _ in points), tuple(n for _, n in points),
                                 float(scenario["max_budget"]))
     return matrix_from_curves([c.id for c in loaded.candidates], sorted(hashes.values()), curves)
+
+
+def noise_ceiling(loaded: LoadedPortfolio, matrices: dict[int, PerformanceData], groups: dict[str, str],
+                  budget: float, grouped: bool) -> tuple[float, float]:
+    """Mean normalised regret on seed b of (the held-out dataset's own best on seed a, the single best of seed
+    a's known columns), averaged over (a, b) = (0, 1) and (1, 0)."""
+    own, single = [], []
+    for a, b in ((0, 1), (1, 0)):
+        pa = Problem.build(matrices[a], loaded.candidates, (), groups, budget)
+        pb = Problem.build(matrices[b], loaded.candidates, (), groups, budget)
+        for t in range(len(pa.datasets)):
+            hidden = pa.hidden(t, grouped)
+            rows, cols = pa.rows(hidden), pa.columns(hidden)
+            best_own = rows[int(np.argmax(pa.scores[rows, t]))]
+            best_mean = rows[int(np.argmax(pa.scores[np.ix_(rows, cols)].mean(axis=1)))]
+            own.append(pb.regret(float(pb.scores[best_own, t]), t, rows))
+            single.append(pb.regret(float(pb.scores[best_mean, t]), t, rows))
+    return float(np.mean(own)), float(np.mean(single))
 
 
 def main() -> int:
@@ -69,6 +94,13 @@ def main() -> int:
                 cells = [f"{res.methods[m].mean_regret:.3f} ({res.methods[m].mean_regret / sb:.2f}×)" for m in METHODS]
                 print(f"{label:8} {'group' if grouped else 'dataset':8} {budget:6g}  "
                       + "  ".join(f"{c:>24}" for c in cells))
+    matrices = {s: seed_matrix(loaded, store, {s}) for s in (0, 1)}
+    print("\nnoise ceiling: picked on one seed's matrix, normalised regret on the other seed's")
+    print(f"{'held out':8} {'T':>6}  {'own best':>9} {'single best':>12} {'ratio':>6}")
+    for grouped in (True, False):
+        for budget in (float(b) for b in args.budgets.split(",")):
+            own, single = noise_ceiling(loaded, matrices, groups, budget, grouped)
+            print(f"{'group' if grouped else 'dataset':8} {budget:6g}  {own:9.3f} {single:12.3f} {own / single:6.2f}")
     return 0
 
 

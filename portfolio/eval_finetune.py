@@ -63,6 +63,14 @@ def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _differs(row: Mapping[str, Any]) -> bool:
+    """Whether the recommended configuration differs from the baseline's (the training seed aside)."""
+    rec, base = dict(row["recommended"]["config"]), dict(row["baseline"]["config"])
+    rec.pop("seed", None)
+    base.pop("seed", None)
+    return rec != base
+
+
 @dataclass
 class FinetuneComparison:
     """Per held-out dataset: the recommendation and the two runs' ALC, NAUC and return time."""
@@ -76,10 +84,14 @@ class FinetuneComparison:
                 for arm in ARMS}
 
     def wins(self) -> dict[str, int]:
-        """On how many datasets the recommendation's (mean) ALC is higher than the baseline's, lower, or equal."""
+        """On how many datasets the recommendation's (mean) ALC is higher than the baseline's, lower, or equal;
+        ``differs``/``differs_higher`` count only datasets whose recommendation is not the baseline's own
+        configuration (where it is, the two arms differ by the wall-clock noise alone)."""
         diffs = [r["recommended"]["alc"] - r["baseline"]["alc"] for r in self.rows.values()]
+        differs = [_differs(r) for r in self.rows.values()]
         return {"recommended_higher": sum(d > 0 for d in diffs), "baseline_higher": sum(d < 0 for d in diffs),
-                "equal": sum(d == 0 for d in diffs), "datasets": len(diffs)}
+                "equal": sum(d == 0 for d in diffs), "datasets": len(diffs), "differs": sum(differs),
+                "differs_higher": sum(d > 0 for d, o in zip(diffs, differs, strict=True) if o)}
 
     def to_json(self) -> dict[str, Any]:
         """``{"datasets": {NAME: {"recommendation", "recommended", "baseline"}}, "mean", "wins", "settings"}``;
@@ -103,7 +115,8 @@ class FinetuneComparison:
         repeats = int(self.settings.get("repeats", 1))
         over = f" (means over {repeats} training seeds)" if repeats > 1 else ""
         wins = (f"recommendation higher on {w['recommended_higher']} of {w['datasets']} datasets, baseline on "
-                f"{w['baseline_higher']}{over}")
+                f"{w['baseline_higher']}{over}; where the recommendation is not the baseline's configuration: higher "
+                f"on {w['differs_higher']} of {w['differs']}")
         return "\n".join([head, "-" * len(head), *rows, mean, wins])
 
 

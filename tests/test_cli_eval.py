@@ -193,8 +193,10 @@ def test_eval_finetune_can_rank_neighbours_by_meta_features(world: dict, tmp_pat
         assert row[arm]["alc"] == pytest.approx(sum(r["alc"] for r in runs) / 2, abs=1e-4)
         assert row[arm]["alc_sd"] >= 0.0
     diff = row["recommended"]["alc"] - row["baseline"]["alc"]
+    same = {**row["recommended"]["config"], "seed": 0} == {**row["baseline"]["config"], "seed": 0}
     assert payload["wins"] == {"recommended_higher": int(diff > 0), "baseline_higher": int(diff < 0),
-                               "equal": int(diff == 0), "datasets": 1}
+                               "equal": int(diff == 0), "datasets": 1, "differs": int(not same),
+                               "differs_higher": int(diff > 0 and not same)}
     assert payload["settings"]["repeats"] == 2
 
 
