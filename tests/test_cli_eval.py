@@ -16,7 +16,7 @@ from metafeatures.fingerprint import Fingerprinter
 from metafeatures.summary import content_hash, summarize
 from metarec.cli import main
 from metarec.commands.portfolio import PORTFOLIO_DIR_ENV
-from portfolio import evaluation
+from portfolio import eval_finetune, evaluation
 from portfolio.artifact import load_portfolio
 from portfolio.evaluation import BASELINES
 from tests.fixtures.cli import fails, run_json
@@ -58,6 +58,7 @@ def test_cli_defaults_are_the_library_defaults_and_the_parser_does_not_load_torc
     assert eval_cmd.DEFAULT_POLICIES == evaluation.DEFAULT_POLICIES
     assert portfolio_cmd.POLICY_CHOICES == POLICIES
     assert eval_cmd.DEFAULT_BATCH_SIZES == evaluation.DEFAULT_BATCH_SIZES
+    assert eval_cmd.MAX_REPEATS == eval_finetune.MAX_REPEATS
     code = "import sys; from metarec.cli import get_args_parser; get_args_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

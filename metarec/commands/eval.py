@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # portfolio.evaluation's defaults, repeated here because importing it loads torch on every CLI start
 DEFAULT_BATCH_SIZES = (8, 64, 512)
 DEFAULT_POLICIES = ("incumbent", "neighbors", "single_best", "reduced")
+MAX_REPEATS = 10  # portfolio.eval_finetune.MAX_REPEATS
 PORTFOLIO_HELP = f"portfolio directory (default: ${PORTFOLIO_DIR_ENV} or <repo>/portfolios/demo)"
 
 
@@ -102,19 +103,19 @@ def register_finetune(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--t0", type=float, default=60.0, help="t0 of the ALC time axis (AutoDL: 60)")
     f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share when a dataset has no test split")
     f.add_argument("--repeats", type=_repeats, default=1,
-                   help="training seeds per arm (--seed, --seed + 1, ...; 1-10): the arms' mean ALCs are compared, "
-                        "since one short run is noisy")
+                   help=f"training seeds per arm (--seed, --seed + 1, ...; 1-{MAX_REPEATS}): the arms' mean ALCs "
+                        "are compared, since one short run is noisy")
     f.set_defaults(func=cmd_finetune)
 
 
 def _repeats(text: str) -> int:
-    """``--repeats``: an integer in 1..10."""
+    """``--repeats``: an integer in 1..MAX_REPEATS."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"must be in 1..10, got {value}")
+    if not 1 <= value <= MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_REPEATS}, got {value}")
     return value
 
 
